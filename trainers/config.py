@@ -1,0 +1,361 @@
+"""Typed configs: dataclasses built from YAML files plus dotted command-line overrides.
+
+Each stage declares one (possibly nested) config dataclass; this module turns plain YAML data
+into it with strict checking, so that a typo or a wrong type fails at start-up with the dotted
+key path, the file, and the fix, instead of hours into a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key path (and file) and the fix."""
+
+
+# PyYAML follows YAML 1.1, where "1e-3" and "5e4" are strings; configs mean numbers there.
+# The same resolver goes on the dumper, so a *string* "1e-3" is quoted and survives a round trip.
+_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
+
+
+def _where(source: str, path: str) -> str:
+    key = f"'{path}'" if path else "the top level"
+    return f"{source}: {key}" if source else key
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except NameError as exc:
+        raise TypeError(
+            f"cannot resolve the type hints of {cls.__qualname__} ({exc}); "
+            "define config dataclasses (and the types they name) at module level"
+        ) from None
+
+
+def _init_fields(cls: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def _check_keys(cls: type, data: Mapping, path: str, source: str) -> None:
+    valid = [f.name for f in _init_fields(cls)]
+    for key in data:
+        if not isinstance(key, str):
+            raise ConfigError(f"{_where(source, path)}: key {key!r} is not a string; config keys are field names")
+        if key in valid:
+            continue
+        full = f"{path}.{key}" if path else key
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"; did you mean '{path + '.' if path else ''}{close[0]}'?" if close else "."
+        under = f"under '{path}'" if path else "at the top level"
+        prefix = f"{source}: " if source else ""
+        raise ConfigError(f"{prefix}unknown key '{full}'{hint} Valid keys {under}: {', '.join(valid)}")
+
+
+def _type_error(value: Any, hint: Any, path: str, source: str, extra: str = "") -> ConfigError:
+    fix = extra or f"fix it in the YAML or override it with {path or 'key'}=<{_type_name(hint)}>"
+    return ConfigError(
+        f"{_where(source, path)} expects {_type_name(hint)}, got {value!r} ({type(value).__name__}); {fix}"
+    )
+
+
+def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is not None:
+            raise _type_error(value, hint, path, source)
+        return None
+    if origin is Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: keep X's own, more specific error
+            return _coerce(value, options[0], path, source)
+        for arg in options:
+            try:
+                return _coerce(value, arg, path, source)
+            except ConfigError:
+                continue
+        raise _type_error(value, hint, path, source)
+    if origin is Literal:
+        # `True == 1`, so compare types as well: Literal[1] must not accept True.
+        if any(value == c and type(value) is type(c) for c in args):
+            return value
+        choices = ", ".join(repr(c) for c in args)
+        raise ConfigError(f"{_where(source, path)} must be one of {choices}; got {value!r}")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise _type_error(value, hint, path, source, f"give a mapping of {hint.__name__} fields")
+        return _build(hint, value, path, source)
+    if origin in (list, Sequence) or hint is list:
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(value, hint, path, source, "give a YAML list, e.g. [a, b]")
+        item = args[0] if args else Any
+        return [_coerce(v, item, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(value, hint, path, source, "give a YAML list, e.g. [a, b]")
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            item = args[0] if args else Any
+            return tuple(_coerce(v, item, f"{path}[{i}]", source) for i, v in enumerate(value))
+        if args == ((),):  # tuple[()]
+            args = ()
+        if len(value) != len(args):
+            raise ConfigError(
+                f"{_where(source, path)} expects {_type_name(hint)} ({len(args)} items), got {len(value)} items "
+                f"{list(value)!r}; give exactly {len(args)} values"
+            )
+        return tuple(_coerce(v, a, f"{path}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise _type_error(value, hint, path, source, "give a YAML mapping")
+        key_t, val_t = args if args else (Any, Any)
+        return {
+            _coerce(k, key_t, f"{path}.<key {k!r}>", source): _coerce(v, val_t, f"{path}.{k}", source)
+            for k, v in value.items()
+        }
+    # bool is a subclass of int, so it needs rejecting explicitly for int and float.
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _type_error(value, hint, path, source, "write true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(value, hint, path, source)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(value, hint, path, source)
+        return float(value)  # int -> float keeps to_dict/config_hash independent of how it was written
+    if hint is str:
+        if not isinstance(value, str):
+            raise _type_error(value, hint, path, source, "quote it so that YAML reads a string")
+        return value
+    if isinstance(hint, type) and issubclass(hint, PurePath):
+        if not isinstance(value, (str, PurePath)):
+            raise _type_error(value, hint, path, source)
+        return hint(value)
+    if isinstance(hint, type) and not args:
+        if not isinstance(value, hint):
+            raise _type_error(value, hint, path, source)
+        return value
+    raise TypeError(f"{_where(source, path)}: unsupported annotation {hint!r} in a config dataclass")
+
+
+def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
+    if not isinstance(data, Mapping):
+        raise _type_error(data, cls, path, source, f"give a mapping of {cls.__name__} fields")
+    _check_keys(cls, data, path, source)
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in _init_fields(cls):
+        sub = f"{path}.{f.name}" if path else f.name
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], sub, source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{_where(source, sub)} is required but missing; add it to the YAML or pass {sub}=<value>")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # __post_init__ checks
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{_where(source, path)} is invalid: {exc}; fix the values under it") from exc
+
+
+def _validate_tree(obj: Any, path: str, source: str) -> None:
+    # Children first, so a parent's validate() may rely on its parts being sound; defaults are
+    # walked too because they never passed through _build.
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            _validate_tree(getattr(obj, f.name), f"{path}.{f.name}" if path else f.name, source)
+        check = getattr(obj, "validate", None)
+        if callable(check):
+            try:
+                check()
+            except ConfigError:
+                raise
+            except ValueError as exc:
+                raise ConfigError(f"{_where(source, path)} is invalid: {exc}; fix the values under it") from exc
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _validate_tree(v, f"{path}[{i}]", source)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _validate_tree(v, f"{path}.{k}", source)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "") -> T:
+    """Build the dataclass `cls` from plain data, checking keys and types, then run validate()."""
+    obj = _build(cls, data, "", source)
+    _validate_tree(obj, "", source)
+    return obj
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        # init=False fields are derived; writing them out would make from_dict reject the file.
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, PurePath):
+        return str(obj)
+    return obj
+
+
+def to_dict(obj: Any) -> dict:
+    """Plain YAML/JSON-ready data (tuples -> lists, paths -> str) that from_dict reads back."""
+    if not isinstance(obj, Mapping) and not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
+        raise TypeError(f"to_dict expects a dataclass instance or a mapping, got {type(obj).__name__}")
+    return _plain(obj)
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """["a.b=1", "c=[x, y]"] -> {"a": {"b": 1}, "c": ["x", "y"]}; a later item wins over an earlier one."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise ConfigError(f"override {item!r} is malformed; write it as key.path=value, e.g. train.lr=1e-3")
+        try:
+            value = yaml.load(raw, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            why = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"override {item!r}: value {raw!r} is not valid YAML ({why}); quote it") from None
+        node = result
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part.strip(), {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with an earlier override of '{'.'.join(parts[: i + 1])}'")
+        node[parts[-1].strip()] = value
+    return result
+
+
+def merge(base: Mapping, override: Mapping) -> dict:
+    """Deep merge into a new dict: mappings merge key by key, anything else (lists too) is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_override_keys(cls: type, data: Mapping, path: str) -> None:
+    # Checked before merging so that a typo on the command line is blamed on the command line.
+    _check_keys(cls, data, path, "command-line overrides")
+    hints = _hints(cls)
+    for key, value in data.items():
+        hint = hints[key]
+        union = typing.get_origin(hint) in (Union, types.UnionType)
+        nested = [a for a in (typing.get_args(hint) if union else (hint,)) if dataclasses.is_dataclass(a)]
+        if len(nested) == 1 and isinstance(value, Mapping):
+            _check_override_keys(nested[0], value, f"{path}.{key}" if path else key)
+
+
+def load_config(
+    cls: type[T],
+    path: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    base: Mapping | None = None,
+) -> T:
+    """`base`, then the YAML file at `path`, then `overrides` (key.path=value), built into `cls`."""
+    data: dict[str, Any] = merge({}, base or {})
+    source = ""
+    if path is not None:
+        source = os.fspath(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {source}; check the path") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {source}: {exc}") from None
+        try:
+            loaded = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        if loaded is None:  # an empty file means "all defaults"
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(
+                f"{source}: the top level must be a mapping of keys, got {type(loaded).__name__}; write key: value lines"
+            )
+        data = merge(data, loaded)
+    parsed = parse_overrides(overrides)
+    if parsed:
+        _check_override_keys(cls, parsed, "")
+        data = merge(data, parsed)
+        source = f"{source} + overrides" if source else "command-line overrides"
+    return from_dict(cls, data, source=source)
+
+
+def save_config(obj: Any, path: str | os.PathLike) -> None:
+    """Write `obj` as YAML in field order, atomically, so a crash never leaves a half-written config."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.dump(to_dict(obj), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved config should be readable like any file
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_hash(obj: Any, length: int = 12) -> str:
+    """Short sha256 of the canonical JSON of to_dict(obj): equal configs hash equal in any process."""
+    if not 1 <= length <= 64:
+        raise ValueError(f"length must be in 1..64, got {length}")
+    canon = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:length]

@@ -1,0 +1,96 @@
+"""The data section of an experiment: where clips come from and how one clip is cut."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from trainers.data.synth_scene import SceneConfig
+from trainers.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded data set; every field enters the cache key."""
+
+    train: int = 2000
+    val: int = 500
+    frames: int = 32  # frames per generated clip
+    size: int = 64  # square frame side in pixels (even: H.264 4:2:0 needs it)
+    seed: int = 0
+    fps: int = 8
+    crf: int = 18  # H.264 quality: low enough that compression does not erase the texture classes
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def validate(self) -> None:
+        if self.train < 1 or self.val < 1:
+            raise ValueError(f"train and val need at least one clip each (got {self.train}, {self.val})")
+        if self.frames < 2:
+            raise ValueError(f"frames must be >= 2 for motion to exist (got {self.frames})")
+        if self.size < 16 or self.size % 2:
+            raise ValueError(f"size must be even and >= 16 (got {self.size})")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must lie in 0..51 (got {self.crf})")
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["synthetic", "lists"] = "synthetic"
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    # dataset: lists -> CSV clip lists (path, then one label column per task).
+    train_list: str | None = None
+    val_list: str | None = None
+    tasks: list[str] = field(default_factory=lambda: ["appearance", "motion"])
+    # Class count per task; a task missing here takes max(label) + 1 of the train list.
+    num_classes: dict[str, int] = field(default_factory=dict)
+    # Where the synthetic set is generated on first use; default $SALT_BUDGET_CACHE or ~/.cache/salt-budget.
+    cache_dir: str | None = None
+
+    frames: int = 16
+    frame_step: int = 2
+    resolution: int = 64
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_aspect: tuple[float, float] = (0.75, 1.35)
+    hflip: bool = True
+    eval_crop_fraction: float = 0.875
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    short_clip: Literal["pad", "loop"] = "pad"
+
+    reader: Literal["auto", "decord", "pyav"] = "auto"
+    decode_threads: int = 1
+    workers: int = 2
+    pin_memory: bool = True
+    # Past this share of unreadable clips the run stops: a broken list should not train quietly.
+    max_bad_fraction: float = 0.01
+
+    def validate(self) -> None:
+        if self.dataset == "lists" and not self.train_list:
+            raise ValueError("dataset 'lists' needs data.train_list (a CSV of 'path label...' lines)")
+        if self.frames < 1 or self.frame_step < 1 or self.resolution < 8:
+            raise ValueError(
+                f"frames >= 1, frame_step >= 1 and resolution >= 8 required "
+                f"(got {self.frames}, {self.frame_step}, {self.resolution})"
+            )
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1 (got {self.crop_scale})")
+        if not 0 < self.crop_aspect[0] <= self.crop_aspect[1]:
+            raise ValueError(f"crop_aspect must satisfy 0 < low <= high (got {self.crop_aspect})")
+        if not 0 < self.eval_crop_fraction <= 1:
+            raise ValueError(f"eval_crop_fraction must lie in (0, 1] (got {self.eval_crop_fraction})")
+        if not 0 <= self.max_bad_fraction < 1:
+            raise ValueError(f"max_bad_fraction must lie in [0, 1) (got {self.max_bad_fraction})")
+        if self.workers < 0 or self.decode_threads < 1:
+            raise ValueError("workers must be >= 0 and decode_threads >= 1")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"task names repeat: {self.tasks}")
+        unknown = set(self.num_classes) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"num_classes names tasks not in data.tasks: {sorted(unknown)}")
+
+    def resolved_cache_dir(self) -> Path:
+        root = self.cache_dir or os.environ.get("SALT_BUDGET_CACHE") or "~/.cache/salt-budget"
+        return Path(root).expanduser().resolve()
