@@ -185,3 +185,12 @@ def test_experiment_names_embedded_set_and_it_is_cached(tmp_path, monkeypatch):
     assert again.lists == resolved.lists and meta_file.stat().st_mtime_ns == stamp
     with pytest.raises(Exception, match="does not have"):
         resolve_data(DataConfig(cache_dir=str(tmp_path), synthetic=cfg.synthetic, tasks=["k400"]), progress=False)
+
+
+def test_pyav_stands_in_when_decord_is_not_installed(small_synth, monkeypatch):
+    _, folder = small_synth
+    path = entries_of(folder)[2].path
+    monkeypatch.setattr("trainers.data.readers.decord_available", lambda: False)
+    reader = open_video(path)
+    assert isinstance(reader, PyAVReader) and len(reader) == 16
+    assert np.array_equal(reader.get_frames([1, 5]), open_video(path, "decord").get_frames([1, 5]))
