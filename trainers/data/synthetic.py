@@ -34,7 +34,7 @@ from trainers.data.synth_scene import (
 )
 
 # Bump when the renderer or the encoding changes what a given config produces: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = {"train": 0, "val": 1}
 TASKS = {
     "appearance": (APPEARANCE_CLASSES, APPEARANCE_MIRROR, APPEARANCE_REVERSE),
@@ -43,16 +43,23 @@ TASKS = {
 
 
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: int = 18) -> None:
-    """(T, H, W, 3) uint8 RGB -> H.264 MP4 (yuv420p). One encoder thread: x264 is then bit-reproducible."""
+    """(T, H, W, 3) uint8 RGB -> H.264 MP4 (yuv420p), the same bytes for the same frames.
+
+    x264's macroblock tree made the bytes of a clip depend on what the process had encoded
+    before (seen on 64 px clips), so it is off; one encoder thread, explicit timestamps and
+    bit-exact muxing remove the other sources of variation."""
     import av
 
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = index
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -87,6 +94,24 @@ def _jobs(cfg: SyntheticConfig, out: Path) -> Iterator[WriteJob]:
     for split in SPLITS:
         for index, (appearance, motion) in enumerate(split_labels(cfg, split).tolist()):
             yield cfg, split, index, appearance, motion, str(out / split / f"{index:06d}.mp4")
+
+
+_SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for processes started inside the block (spawned children read them at start)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass
@@ -124,7 +149,9 @@ def generate_synthetic(
                 bar.update()
         else:
             # spawn, not fork: the caller may hold threads (torch, Ray) that a fork would copy mid-lock.
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            # One BLAS thread per process: the renderer's matmuls otherwise oversubscribe the cores
+            # (measured: 2 processes were no faster than 1).
+            with _environment(_SINGLE_THREADED), multiprocessing.get_context("spawn").Pool(workers) as pool:
                 for _ in pool.imap_unordered(_write_job, jobs, chunksize=8):
                     bar.update()
     seconds = time.perf_counter() - start
