@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,8 +152,10 @@ def generate_synthetic(
             # spawn, not fork: the caller may hold threads (torch, Ray) that a fork would copy mid-lock.
             # One BLAS thread per process: the renderer's matmuls otherwise oversubscribe the cores
             # (measured: 2 processes were no faster than 1).
-            with _environment(_SINGLE_THREADED), multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_write_job, jobs, chunksize=8):
+            # An executor, not a Pool: a child that dies raises BrokenProcessPool instead of hanging.
+            context = multiprocessing.get_context("spawn")
+            with _environment(_SINGLE_THREADED), ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for _ in pool.map(_write_job, jobs, chunksize=8):
                     bar.update()
     seconds = time.perf_counter() - start
     for split in SPLITS:
@@ -209,9 +212,10 @@ def ensure_synthetic(cfg: SyntheticConfig, cache_dir: str | os.PathLike, *, work
     with _locked(cache_dir / f".{target.name}.lock"):
         if (target / "meta.json").is_file():
             return target
+        # Holding the lock, any partial folder is the remains of a crashed generation.
+        for stale in cache_dir.glob(f".{target.name}.partial*"):
+            shutil.rmtree(stale, ignore_errors=True)
         staging = cache_dir / f".{target.name}.partial{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
         generate_synthetic(cfg, staging, workers=workers, progress=progress)
         os.replace(staging, target)
     return target
