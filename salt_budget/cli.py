@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from salt_budget import __version__
@@ -75,6 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--split", choices=["train", "val"], default="train")
     bench.add_argument("--json", dest="json_out", default=None, help="also write the results to this JSON file")
     bench.set_defaults(handler=_cmd_data_bench)
+
+    train = commands.add_parser("train", help="train one stage: the V-Pixel teacher or the SALT student")
+    train.add_argument("stage", choices=["teacher", "student"])
+    _add_experiment_args(train)
+    train.add_argument("--run-dir", default=None,
+                       help="run directory (default: <runs_dir>/<name>/teachers|students/<config hash>); "
+                            "an existing one is continued from its last checkpoint")
+    train.add_argument("--teacher", default=None, help="frozen teacher checkpoint (student stage)")
+    train.add_argument("--init-from", default=None,
+                       help="start from another run's checkpoint (weights, optimiser, step): a cool-down branch")
+    train.add_argument("--probe", action="store_true", help="probe the final checkpoint when training ends")
+    train.set_defaults(handler=_cmd_train)
+
+    probe = commands.add_parser(
+        "probe", help="attentive probe of a frozen encoder on every task (checkpoint, or 'random' for random init)"
+    )
+    probe.add_argument("checkpoint", help="checkpoint file, or 'random' for a randomly initialised encoder")
+    _add_experiment_args(probe)
+    probe.add_argument("--encoder", choices=["teacher", "student"], default="student",
+                       help="with 'random': which stage's encoder config to build (default student)")
+    probe.add_argument("--single-frame", action="store_true",
+                       help="feed the centre frame repeated: what the encoder can tell without motion")
+    probe.add_argument("--out", default=None, help="result JSON (default: <run>/probes/<checkpoint>.json)")
+    probe.set_defaults(handler=_cmd_probe)
     return parser
 
 
@@ -181,13 +206,78 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
+    from trainers.config import config_hash
+
+    key = config_hash({"seed": cfg.seed, "data": cfg.data, stage: stage_cfg})
+    return Path(cfg.runs_dir) / cfg.name / f"{stage}s" / key
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from trainers.train import train_student, train_teacher
+
+    cfg = _load(args)
+    if args.stage == "student" and args.teacher:
+        cfg.student.teacher_checkpoint = str(Path(args.teacher).resolve())
+    stage_cfg = cfg.teacher if args.stage == "teacher" else cfg.student
+    run_dir = Path(args.run_dir) if args.run_dir else _stage_run_dir(cfg, args.stage, stage_cfg)
+    trainer = train_teacher if args.stage == "teacher" else train_student
+    print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
+    final = trainer(stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
+    print(f"final checkpoint: {final}")
+    if args.probe:
+        from trainers.evaluate import probe_checkpoint
+
+        result, out = probe_checkpoint(final, cfg.data, cfg.probe, seed=cfg.seed)
+        _print_probe(result, out)
+    return 0
+
+
+def _print_probe(result: dict, out: Path) -> None:
+    for name, task in result["tasks"].items():
+        print(f"{name}: {task['accuracy']:.1%} (chance {task['chance']:.1%}, train {task['train_accuracy']:.1%})")
+    print(f"RankMe {result['rankme']:.1f}; written to {out}")
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from trainers.evaluate import probe_checkpoint, probe_random_init
+
+    experiment, overrides = _split_experiment(args)
+    base = None
+    if args.checkpoint != "random" and experiment is None:
+        from trainers.checkpoint import load_checkpoint
+
+        # Without an experiment file the checkpoint's own data config is the default view.
+        base = {"data": load_checkpoint(args.checkpoint)["config"]["data"]}
+    from salt_budget.experiment import load_experiment
+
+    cfg = load_experiment(experiment, overrides, base=base)
+    if args.single_frame:
+        cfg.probe.single_frame = True
+    if args.checkpoint == "random":
+        from trainers.encoders import encoder_description
+
+        stage_cfg = cfg.teacher if args.encoder == "teacher" else cfg.student
+        description = encoder_description(stage_cfg.encoder, cfg.data)
+        out_dir = Path(args.out) if args.out else Path(cfg.runs_dir) / cfg.name
+        result, out = probe_random_init(description, cfg.data, cfg.probe, out_dir, seed=cfg.seed)
+    else:
+        result, out = probe_checkpoint(args.checkpoint, cfg.data, cfg.probe, seed=cfg.seed,
+                                       out=Path(args.out) if args.out else None)
+    _print_probe(result, out)
+    return 0
+
+
 # Errors a user can fix; they print as one line, not a traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from trainers.config import ConfigError
     from trainers.data.clip_list import ClipListError
     from trainers.data.dataset import DataError
 
-    return ConfigError, ClipListError, DataError, FileExistsError, FileNotFoundError
+    from trainers.checkpoint import CheckpointError
+    from trainers.loop import TrainingDiverged
+
+    return ConfigError, ClipListError, DataError, CheckpointError, TrainingDiverged, FileExistsError, FileNotFoundError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,18 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from trainers.config import load_config
 from trainers.data.config import DataConfig
+from trainers.stage_config import ProbeConfig, StudentConfig, TeacherConfig
 
 
 @dataclass
 class ExperimentConfig:
     name: str = "tiny"
     seed: int = 0
+    runs_dir: str = "runs"  # run directories go to <runs_dir>/<name>/
     data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
-def load_experiment(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    return load_config(ExperimentConfig, path, overrides)
+def load_experiment(
+    path: str | Path | None = None, overrides: Sequence[str] = (), *, base: Mapping[str, Any] | None = None
+) -> ExperimentConfig:
+    return load_config(ExperimentConfig, path, overrides, base=base)

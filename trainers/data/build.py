@@ -96,6 +96,7 @@ def build_loader(
     seed: int = 0,
     drop_last: bool = False,
     workers: int | None = None,
+    collate_fn=None,
 ) -> ClipLoader:
     return ClipLoader(
         dataset,
@@ -106,4 +107,5 @@ def build_loader(
         pin_memory=cfg.pin_memory,
         drop_last=drop_last,
         max_bad_fraction=cfg.max_bad_fraction,
+        collate_fn=collate_fn,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -107,6 +107,7 @@ class VideoClipDataset(Dataset):
             try:
                 item = self.load(index, rng)
                 item["failures"] = failures
+                item["seed"] = seed  # the mask collator derives a batch's masks from its samples' seeds
                 return item
             except UnreadableVideo as error:
                 failures.append((error.path, error.reason, str(error)))
@@ -121,19 +122,23 @@ class VideoClipDataset(Dataset):
 
 
 class ClipSampler(Sampler):
-    """Yields (index, sample seed): a seeded permutation per epoch (or the list order), one seed per sample."""
+    """Yields (index, sample seed): a seeded permutation per epoch (or the list order), one seed per
+    sample. `start` skips the first samples of the epoch, so a resumed run sees exactly the
+    batches an uninterrupted one would have, without decoding the skipped clips."""
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0):
+    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, start: int = 0):
         self.size = size
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = epoch
+        self.start = start
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch = epoch
+        self.start = start
 
     def __len__(self) -> int:
-        return self.size
+        return self.size - self.start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = (
@@ -141,7 +146,7 @@ class ClipSampler(Sampler):
             if self.shuffle
             else np.arange(self.size)
         )
-        for position in order:
+        for position in order[self.start :]:
             yield int(position), sample_seed(self.seed, self.epoch, int(position))
 
 
@@ -199,6 +204,7 @@ class ClipLoader:
         drop_last: bool = False,
         max_bad_fraction: float = 0.01,
         min_attempts_for_check: int = 64,
+        collate_fn: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None,
     ):
         self.dataset = dataset
         self.sampler = ClipSampler(len(dataset), shuffle=shuffle, seed=seed)
@@ -210,7 +216,7 @@ class ClipLoader:
             batch_size=batch_size,
             sampler=self.sampler,
             num_workers=workers,
-            collate_fn=collate_clips,
+            collate_fn=collate_fn or collate_clips,
             pin_memory=pin_memory and torch.cuda.is_available(),
             drop_last=drop_last,
             worker_init_fn=_quiet_worker,
@@ -218,8 +224,8 @@ class ClipLoader:
             prefetch_factor=4 if workers > 0 else None,
         )
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -1,0 +1,219 @@
+"""The two stages, the shared loop (resume, checkpoints, failures) and the probe, on a micro setup."""
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainers.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from trainers.config import ConfigError, from_dict
+from trainers.data.config import DataConfig, SyntheticConfig
+from trainers.evaluate import probe_checkpoint, probe_random_init, rankme
+from trainers.loop import TrainingDiverged
+from trainers.masks import MaskConfig
+from trainers.schedules import learning_rate, weight_decay
+from trainers.stage_config import (
+    EncoderConfig, HeadConfig, OptimConfig, ProbeConfig, RunConfig, StudentConfig, TeacherConfig,
+)
+from trainers.stages import StudentStage, TeacherStage, pixel_targets
+from trainers.train import train_student, train_teacher
+
+
+@pytest.fixture(scope="module")
+def micro_data(tmp_path_factory):
+    """4 frames of 32 px, patch 8: a (2, 4, 4) token grid, a few ms per step."""
+    cache = tmp_path_factory.mktemp("cache")
+    return DataConfig(cache_dir=str(cache), synthetic=SyntheticConfig(train=24, val=12, frames=8, size=32),
+                      frames=4, frame_step=2, resolution=32, workers=0)
+
+
+def micro_optim(steps=6, **kw):
+    return OptimConfig(steps=steps, batch_size=4, warmup_steps=2, grad_clip=1.0, **kw)
+
+
+def micro_teacher(steps=6, preset="nano", **run):
+    masks = from_dict(MaskConfig, {"blocks": [{"num_blocks": 2, "spatial_scale": [0.15, 0.15]},
+                                              {"num_blocks": 1, "spatial_scale": [0.5, 0.5]}]})
+    return TeacherConfig(encoder=EncoderConfig(preset=preset), decoder=HeadConfig(width=32, depth=1, heads=1),
+                         masks=masks, optim=micro_optim(steps), run=RunConfig(log_every=1, checkpoint_every=3, **run))
+
+
+def micro_student(teacher_checkpoint, steps=6, preset="nano"):
+    base = micro_teacher(steps, preset)
+    return StudentConfig(teacher_checkpoint=str(teacher_checkpoint), encoder=base.encoder,
+                         predictor=HeadConfig(width=32, depth=1, heads=1), masks=base.masks, optim=base.optim,
+                         run=base.run)
+
+
+def losses(run_dir: Path) -> list[tuple[int, float]]:
+    return [(row["step"], row["loss"]) for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(micro_data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("teacher")
+    final = train_teacher(micro_teacher(), micro_data, run_dir, seed=0, progress=False)
+    return run_dir, final
+
+
+def test_schedules_follow_the_paper_forms():
+    cosine = OptimConfig(steps=100, warmup_steps=10, lr=1.0, start_lr=0.1, final_lr=0.0, weight_decay=0.04,
+                         final_weight_decay=0.4)
+    assert learning_rate(0, cosine) == pytest.approx(0.1) and learning_rate(10, cosine) == pytest.approx(1.0)
+    assert learning_rate(55, cosine) == pytest.approx(0.5) and learning_rate(100, cosine) == pytest.approx(0.0)
+    assert weight_decay(0, cosine) == pytest.approx(0.04) and weight_decay(100, cosine) == pytest.approx(0.4)
+    short = OptimConfig(steps=50, warmup_steps=10, schedule="wsd", cooldown_steps=10, lr=1.0, final_lr=0.0)
+    long = replace(short, steps=200)
+    # Until its cool-down a wsd run does not depend on its length: one trunk serves every branch.
+    assert [learning_rate(s, short) for s in range(40)] == [learning_rate(s, long) for s in range(40)]
+    assert learning_rate(45, short) == pytest.approx(0.5) and learning_rate(50, short) == pytest.approx(0.0)
+    assert weight_decay(0, short) == weight_decay(49, short)
+
+
+def test_pixel_targets_are_normalised_per_token_and_channel():
+    clips = torch.randn(2, 3, 4, 16, 16) * 5 + 3
+    targets = pixel_targets(clips, 2, 8).view(2, 8, 3, 2 * 8 * 8)
+    assert torch.allclose(targets.mean(-1), torch.zeros(2, 8, 3), atol=1e-5)
+    assert torch.allclose(targets.std(-1, unbiased=True), torch.ones(2, 8, 3), atol=1e-4)
+
+
+def test_teacher_run_writes_checkpoints_metrics_and_config(teacher_run):
+    run_dir, final = teacher_run
+    assert final == run_dir / "checkpoints" / "step_00000006.pt" and final.is_file()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(0 < row["context_ratio"] < 1 and 0 < row["target_ratio"] < 1 for row in rows)
+    flops = [row["flops"] for row in rows]
+    assert all(b > a > 0 for a, b in zip(flops, flops[1:]))
+    assert (run_dir / "config.yaml").is_file()
+    payload = load_checkpoint(final)
+    assert payload["kind"] == "teacher" and payload["step"] == 6 and payload["loop"]["step"] == 6
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(micro_data, tmp_path, teacher_run, monkeypatch):
+    reference, _ = teacher_run
+    calls = {"n": 0}
+    original = TeacherStage.loss
+
+    def crash_at_step_five(self, clips, masks):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("simulated crash")
+        return original(self, clips, masks)
+
+    monkeypatch.setattr(TeacherStage, "loss", crash_at_step_five)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_teacher(micro_teacher(), micro_data, tmp_path, seed=0, progress=False)
+    monkeypatch.setattr(TeacherStage, "loss", original)
+    assert [step for step, _ in list_checkpoints(tmp_path / "checkpoints")] == [3]
+    train_teacher(micro_teacher(), micro_data, tmp_path, seed=0, progress=False)
+    assert losses(tmp_path) == losses(reference)  # same steps, bit-identical losses, no duplicates
+
+
+def test_student_gradient_never_reaches_the_frozen_teacher(micro_data, teacher_run):
+    _, teacher_ckpt = teacher_run
+    torch.manual_seed(0)
+    stage = StudentStage(micro_student(teacher_ckpt), micro_data)
+    before = {k: v.clone() for k, v in stage.teacher.state_dict().items()}
+    from trainers.masks import MaskGenerator
+    import numpy as np
+
+    masks, _ = MaskGenerator(stage.masks, stage.grid)(2, np.random.default_rng(0))
+    clips = torch.randn(2, 3, 4, 32, 32)
+    stage.loss(clips, masks).backward()
+    assert all(p.grad is None for p in stage.teacher.parameters())
+    assert all(p.grad is not None for p in stage.trainable.parameters())
+    assert not any(p.requires_grad for p in stage.teacher.parameters())
+    # and training the student leaves the teacher's weights as they were
+    optimizer = torch.optim.AdamW(stage.trainable.parameters(), lr=1e-2)
+    optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in stage.teacher.state_dict().items())
+
+
+def test_a_small_teacher_teaches_a_larger_student(micro_data, teacher_run, tmp_path):
+    _, teacher_ckpt = teacher_run  # nano: width 64
+    final = train_student(micro_student(teacher_ckpt, steps=3, preset="micro"), micro_data, tmp_path, progress=False)
+    payload = load_checkpoint(final)
+    assert payload["kind"] == "student" and payload["encoder"]["spec"]["width"] == 96
+    assert payload["head_state"]["embed.weight"].shape[1] == 96  # student width in ...
+    assert payload["head_state"]["proj.weight"].shape[0] == 64  # ... teacher width out
+    assert payload["teacher"]["encoder"]["spec"]["width"] == 64
+    assert all(math.isfinite(loss) for _, loss in losses(tmp_path))
+
+
+def test_teacher_grid_that_cannot_serve_the_student_is_refused(micro_data, teacher_run):
+    _, teacher_ckpt = teacher_run
+    cfg = micro_student(teacher_ckpt)
+    cfg.encoder = EncoderConfig(preset="nano", patch_size=4)
+    with pytest.raises(ConfigError, match="token grid"):
+        StudentStage(cfg, micro_data)
+    cfg.teacher_checkpoint = None
+    with pytest.raises(ConfigError, match="teacher_checkpoint is not set"):
+        StudentStage(cfg, micro_data)
+
+
+def test_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(micro_data, tmp_path, monkeypatch):
+    original = TeacherStage.loss
+    calls = {"n": 0}
+
+    def nan_at_step_four(self, clips, masks):
+        calls["n"] += 1
+        loss = original(self, clips, masks)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(TeacherStage, "loss", nan_at_step_four)
+    with pytest.raises(TrainingDiverged, match=r"nan at step 4.*step_00000003\.pt"):
+        train_teacher(micro_teacher(), micro_data, tmp_path, seed=0, progress=False)
+    assert [step for step, _ in list_checkpoints(tmp_path / "checkpoints")] == [3]
+
+
+def test_unwritable_run_dir_and_foreign_checkpoints_are_clear_errors(micro_data, tmp_path, teacher_run):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="not writable"):
+        train_teacher(micro_teacher(), micro_data, blocker / "run", progress=False)
+    _, teacher_ckpt = teacher_run
+    with pytest.raises(CheckpointError, match="do not fit"):  # a nano checkpoint into a micro run
+        train_teacher(micro_teacher(preset="micro"), micro_data, tmp_path / "other", init_from=teacher_ckpt,
+                      progress=False)
+    not_a_checkpoint = tmp_path / "x.pt"
+    torch.save({"weights": torch.zeros(2)}, not_a_checkpoint)
+    with pytest.raises(CheckpointError, match="not a salt-budget checkpoint"):
+        load_checkpoint(not_a_checkpoint)
+
+
+def test_a_run_dir_with_another_config_is_not_silently_reused(micro_data, teacher_run):
+    run_dir, _ = teacher_run
+    with pytest.raises(ConfigError, match="different config"):
+        train_teacher(micro_teacher(steps=8), micro_data, run_dir, progress=False)
+
+
+def test_rankme_counts_effective_dimensions():
+    torch.manual_seed(0)
+    assert rankme(torch.randn(2000, 16)) == pytest.approx(16, rel=0.05)
+    assert rankme(torch.randn(2000, 1) @ torch.randn(1, 16)) == pytest.approx(1, abs=0.01)
+
+
+def test_end_to_end_teacher_student_probe(micro_data, teacher_run, tmp_path):
+    _, teacher_ckpt = teacher_run
+    student_final = train_student(micro_student(teacher_ckpt, steps=3), micro_data, tmp_path / "student",
+                                  progress=False)
+    probe_cfg = ProbeConfig(epochs=2, batch_size=8, lrs=[1e-3, 3e-4])
+    result, out = probe_checkpoint(student_final, micro_data, probe_cfg, progress=False)
+    assert out.is_file() and json.loads(out.read_text())["kind"] == "student"
+    assert set(result["tasks"]) == {"appearance", "motion"}
+    for task in result["tasks"].values():
+        assert 0 <= task["accuracy"] <= 1 and task["num_classes"] == 10 and len(task["heads"]) == 2
+    assert result["clips"] == {"train": 24, "val": 12} and result["rankme"] > 1
+    features = list((tmp_path / "student" / "features").glob("*.pt"))
+    assert len(features) == 2  # extracted once per split ...
+    probe_checkpoint(student_final, micro_data, probe_cfg, progress=False)
+    assert sorted(features) == sorted((tmp_path / "student" / "features").glob("*.pt"))  # ... and reused
+    single, _ = probe_checkpoint(student_final, micro_data, replace(probe_cfg, single_frame=True), progress=False)
+    assert single["single_frame"] and len(list((tmp_path / "student" / "features").glob("*.pt"))) == 4
+    random_result, random_out = probe_random_init(load_checkpoint(student_final)["encoder"], micro_data, probe_cfg,
+                                                  tmp_path / "random", progress=False)
+    assert random_result["kind"] == "random_init" and random_out.is_file()

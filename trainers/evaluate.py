@@ -1,0 +1,235 @@
+"""Frozen-backbone evaluation: cached features, the attentive probe per task, RankMe.
+
+Features of an encoder are extracted once per (encoder, data view) and cached; every probe head
+and task then trains on the cache, which is what makes probing many checkpoints affordable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainers.config import config_hash, to_dict
+from trainers.data.build import ResolvedData, build_dataset, resolve_data
+from trainers.data.config import DataConfig
+from trainers.data.dataset import ClipLoader
+from trainers.data.transforms import normalize_clips
+from trainers.loop import resolve_device
+from trainers.models.probe import AttentiveProbe
+from trainers.models.vit import VisionTransformer
+from trainers.stage_config import ProbeConfig
+
+
+def rankme(embeddings: torch.Tensor) -> float:
+    """RankMe (Garrido et al.): exp of the entropy of the normalised singular values of the raw
+    (uncentred) N x K embedding matrix."""
+    singular = torch.linalg.svdvals(embeddings.double())
+    p = singular / singular.sum() + 1e-7
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def centre_frame_clips(clips: torch.Tensor) -> torch.Tensor:
+    """Every frame replaced by the centre one: the encoder sees appearance but no motion."""
+    centre = clips[:, :, clips.size(2) // 2 : clips.size(2) // 2 + 1]
+    return centre.expand_as(clips).contiguous()
+
+
+def extract_features(
+    encoder: VisionTransformer, data: DataConfig, resolved: ResolvedData, split: str, *,
+    batch_size: int, device: torch.device, single_frame: bool, progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    dataset = build_dataset(data, split, train=False, resolved=resolved)
+    loader = ClipLoader(dataset, batch_size=batch_size, shuffle=False, workers=data.workers,
+                        pin_memory=data.pin_memory, max_bad_fraction=data.max_bad_fraction)
+    features, labels, indices = [], [], []
+    encoder = encoder.to(device).eval()
+    with torch.inference_mode():
+        for number, batch in enumerate(loader, start=1):
+            clips = normalize_clips(batch["video"].to(device), data.mean, data.std)
+            if single_frame:
+                clips = centre_frame_clips(clips)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                tokens = encoder(clips)
+            features.append(tokens.to(torch.float16).cpu())
+            labels.append(batch["labels"])
+            indices.append(batch["index"])
+            if progress and (number % 20 == 0 or number == len(loader)):
+                print(f"[probe] features of {split}: {number}/{len(loader)} batches", file=sys.stderr, flush=True)
+    return {"features": torch.cat(features), "labels": torch.cat(labels), "index": torch.cat(indices)}
+
+
+def cached_features(
+    encoder: VisionTransformer, encoder_key: str, data: DataConfig, resolved: ResolvedData, split: str,
+    cache_dir: Path, *, batch_size: int, device: torch.device, single_frame: bool, progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    view = {"encoder": encoder_key, "data": to_dict(data), "split": split, "single_frame": single_frame}
+    path = cache_dir / f"{split}-{config_hash(view)}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    result = extract_features(encoder, data, resolved, split, batch_size=batch_size, device=device,
+                              single_frame=single_frame, progress=progress)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(result, tmp)
+    os.replace(tmp, path)
+    return result
+
+
+def _accuracy(probe: AttentiveProbe, features: torch.Tensor, labels: torch.Tensor, device: torch.device,
+              batch_size: int) -> float:
+    probe.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(features), batch_size):
+            logits = probe(features[start : start + batch_size].to(device).float())
+            correct += int((logits.argmax(-1).cpu() == labels[start : start + batch_size]).sum())
+    return correct / max(1, len(features))
+
+
+def fit_probe(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: ProbeConfig, *, lr: float,
+    weight_decay: float, seed: int, device: torch.device,
+) -> AttentiveProbe:
+    """The fast protocol: AdamW, cosine lr without warm-up, `epochs` passes over the cached features."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads).to(device)
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    per_epoch = math.ceil(len(features) / cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    step = 0
+    for _ in range(cfg.epochs):
+        probe.train()
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(features), cfg.batch_size):
+            chosen = order[start : start + cfg.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+            logits = probe(features[chosen].to(device).float())
+            loss = F.cross_entropy(logits, labels[chosen].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+    return probe
+
+
+def probe_task(
+    train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], column: int, num_classes: int,
+    cfg: ProbeConfig, *, seed: int, device: torch.device,
+) -> dict[str, Any]:
+    """Train one head per (lr, wd); with several, choose on a split held out from TRAIN."""
+    heads = [(lr, wd) for lr in cfg.lrs for wd in cfg.weight_decays]
+    features, labels = train["features"], train["labels"][:, column]
+    val_labels = val["labels"][:, column]
+    tried = []
+    if len(heads) == 1:
+        chosen = heads[0]
+        fit_features, fit_labels = features, labels
+    else:
+        order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+        held = max(1, int(round(cfg.holdout_fraction * len(features))))
+        fit_features, fit_labels = features[order[held:]], labels[order[held:]]
+        hold_features, hold_labels = features[order[:held]], labels[order[:held]]
+        for lr, wd in heads:
+            probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=lr, weight_decay=wd, seed=seed, device=device)
+            tried.append({"lr": lr, "weight_decay": wd,
+                          "holdout_accuracy": _accuracy(probe, hold_features, hold_labels, device, cfg.batch_size)})
+        best = max(tried, key=lambda head: head["holdout_accuracy"])
+        chosen = (best["lr"], best["weight_decay"])
+    probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=chosen[0], weight_decay=chosen[1], seed=seed,
+                      device=device)
+    return {
+        "accuracy": _accuracy(probe, val["features"], val_labels, device, cfg.batch_size),
+        "train_accuracy": _accuracy(probe, fit_features, fit_labels, device, cfg.batch_size),
+        "chance": float(np.bincount(val_labels.numpy(), minlength=num_classes).max() / len(val_labels)),
+        "num_classes": num_classes,
+        "lr": chosen[0], "weight_decay": chosen[1], "heads": tried,
+    }
+
+
+def probe_encoder(
+    encoder: VisionTransformer, encoder_key: str, data: DataConfig, cfg: ProbeConfig, cache_dir: str | os.PathLike,
+    *, seed: int = 0, progress: bool = True,
+) -> dict[str, Any]:
+    """Probe every task of `data` on the frozen `encoder`; also RankMe of mean-pooled val features."""
+    device = resolve_device(cfg.device)
+    resolved = resolve_data(data, progress=progress)
+    views = {
+        split: cached_features(encoder, encoder_key, data, resolved, split, Path(cache_dir),
+                               batch_size=cfg.extract_batch_size, device=device, single_frame=cfg.single_frame,
+                               progress=progress)
+        for split in ("train", "val")
+    }
+    tasks = {}
+    for column, task in enumerate(resolved.tasks):
+        tasks[task.name] = probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
+                                      device=device)
+        if progress:
+            print(f"[probe] {task.name}: {tasks[task.name]['accuracy']:.1%} "
+                  f"(chance {tasks[task.name]['chance']:.1%})", file=sys.stderr, flush=True)
+    pooled = views["val"]["features"].float().mean(1)
+    return {
+        "tasks": tasks,
+        "rankme": rankme(pooled),
+        "single_frame": cfg.single_frame,
+        "clips": {split: len(view["labels"]) for split, view in views.items()},
+        "tokens": int(views["val"]["features"].size(1)),
+        "width": int(views["val"]["features"].size(2)),
+    }
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+def probe_checkpoint(
+    path: str | os.PathLike, data: DataConfig, cfg: ProbeConfig, *, seed: int = 0, out: Path | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """Probe the encoder a checkpoint evaluates; features are cached in its run's features/ folder and
+    the result goes to <run>/probes/step_XXXXXXXX[-single_frame].json unless `out` says otherwise."""
+    from trainers.encoders import encoder_from_checkpoint
+
+    path = Path(path).resolve()
+    encoder, payload = encoder_from_checkpoint(path)
+    stat = path.stat()
+    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    run_dir = path.parent.parent
+    result = probe_encoder(encoder, key, data, cfg, run_dir / "features", seed=seed, progress=progress)
+    result.update(checkpoint=str(path), kind=payload.get("kind"), step=payload.get("step"),
+                  encoder=payload["encoder"]["preset"])
+    suffix = "-single_frame" if cfg.single_frame else ""
+    out = out or run_dir / "probes" / f"{path.stem}{suffix}.json"
+    write_json(out, result)
+    return result, out
+
+
+def probe_random_init(
+    description: dict[str, Any], data: DataConfig, cfg: ProbeConfig, out_dir: str | os.PathLike, *, seed: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """The baseline every trained encoder is read against: the same architecture, untrained."""
+    from trainers.encoders import build_encoder
+
+    torch.manual_seed(seed)
+    encoder = build_encoder(description)
+    out_dir = Path(out_dir)
+    result = probe_encoder(encoder, f"random:{json.dumps(description, sort_keys=True)}:{seed}", data, cfg,
+                           out_dir / "features", seed=seed, progress=progress)
+    result.update(checkpoint=None, kind="random_init", step=0, encoder=description["preset"])
+    suffix = "-single_frame" if cfg.single_frame else ""
+    out = out_dir / "probes" / f"random_init-{description['preset']}-seed{seed}{suffix}.json"
+    write_json(out, result)
+    return result, out

@@ -1,0 +1,256 @@
+"""The one training loop both stages share.
+
+A run directory holds config.yaml, metrics.jsonl and checkpoints/step_XXXXXXXX.pt. Started
+again, a run continues from its last checkpoint and, on the same device and seed, produces the
+losses an uninterrupted run would have: the optimiser state is restored and the data stream
+restarts at the same sample (sample order, augmentation and masks are functions of the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import torch
+from torch import nn
+
+from trainers.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
+from trainers.config import ConfigError
+from trainers.data.build import build_dataset, build_loader, resolve_data
+from trainers.data.config import DataConfig
+from trainers.data.dataset import ClipLoader
+from trainers.data.transforms import normalize_clips
+from trainers.masks import MaskCollator, MaskConfig, MaskGenerator, MaskSet
+from trainers.schedules import learning_rate, weight_decay
+from trainers.stage_config import OptimConfig, RunConfig
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+class Stage(Protocol):
+    kind: str
+    trainable: nn.Module
+    grid: tuple[int, int, int]
+    masks: MaskConfig
+
+    def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor: ...
+
+    def flops_per_clip(self, masks: list[MaskSet]) -> float: ...
+
+    def checkpoint_state(self) -> dict[str, Any]: ...
+
+    def load_state(self, payload: dict[str, Any], path: Path | str) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu or auto")
+    return device
+
+
+def param_groups(module: nn.Module) -> list[dict[str, Any]]:
+    """Biases and norm weights (1-d parameters) get no weight decay, as in V-JEPA."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
+
+
+@dataclass
+class LoopState:
+    step: int = 0  # optimiser steps done
+    epoch: int = 0
+    position: int = 0  # samples of `epoch` already consumed
+    flops: float = 0.0
+    wall_s: float = 0.0
+
+
+def _batches(loader: ClipLoader, state: LoopState, batch_size: int, per_epoch: int) -> Iterator[dict[str, Any]]:
+    """An endless stream of batches that starts where `state` says and keeps it current."""
+    while True:
+        loader.set_epoch(state.epoch, state.position)
+        for batch in loader:
+            state.position += batch_size
+            yield batch
+        state.epoch += 1
+        state.position = 0
+
+
+def _prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"run directory {run_dir} is not writable ({error.strerror}); choose another --run-dir") from error
+    import yaml
+
+    saved = run_dir / "config.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    if saved.is_file() and list_checkpoints(run_dir / "checkpoints"):
+        if yaml.safe_load(saved.read_text()) != yaml.safe_load(text):
+            raise ConfigError(
+                f"{run_dir} already holds a run with a different config ({saved}); use a new run directory "
+                f"or delete the old one to start over"
+            )
+        return
+    tmp = saved.with_name(".config.yaml.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, saved)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics logged after the checkpoint we resume from, so no step appears twice."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def train(
+    stage: Stage,
+    *,
+    data: DataConfig,
+    optim: OptimConfig,
+    run: RunConfig,
+    seed: int,
+    run_dir: str | os.PathLike,
+    config: dict[str, Any],
+    init_from: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train `stage` for optim.steps steps in `run_dir`; returns the final checkpoint's path.
+
+    `init_from` starts a fresh run from another run's checkpoint (weights, optimiser, data
+    position, step): a cool-down branch off a constant-lr trunk."""
+    run_dir = Path(run_dir)
+    _prepare_run_dir(run_dir, config)
+    ckpt_dir = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
+    device = resolve_device(run.device)
+
+    resolved = resolve_data(data, progress=progress)
+    dataset = build_dataset(data, "train", train=True, resolved=resolved)
+    per_epoch = len(dataset) // optim.batch_size
+    if per_epoch < 1:
+        raise ConfigError(f"batch_size {optim.batch_size} exceeds the {len(dataset)} training clips")
+    collator = MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=seed)
+    loader = build_loader(data, dataset, batch_size=optim.batch_size, shuffle=True, seed=seed, drop_last=True,
+                          collate_fn=collator)
+
+    stage.trainable.to(device)
+    if hasattr(stage, "to"):
+        stage.to(device)
+    groups = param_groups(stage.trainable)
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
+                                  fused=device.type == "cuda")
+    state = LoopState()
+    existing = list_checkpoints(ckpt_dir)
+    source = existing[-1][1] if existing else (Path(init_from) if init_from else None)
+    if source is not None:
+        payload = load_checkpoint(source)
+        stage.load_state(payload, source)
+        try:
+            optimizer.load_state_dict(payload["optimizer"])
+        except (ValueError, KeyError) as error:
+            raise CheckpointError(f"{source}: optimiser state does not fit this model ({error})") from error
+        state = LoopState(**payload["loop"])
+        if state.step > optim.steps:
+            raise ConfigError(f"{source} is at step {state.step}, past optim.steps={optim.steps}")
+        _truncate_metrics(metrics_path, state.step)
+        if progress:
+            print(f"[{stage.kind}] continuing from {source} at step {state.step}", flush=True)
+
+    model_step = stage.loss
+    if run.compile:
+        model_step = torch.compile(stage.loss)
+    autocast = device.type == "cuda" and run.precision == "bf16"
+    keep = set(run.checkpoint_steps)
+
+    def save(step: int) -> Path:
+        path = checkpoint_path(ckpt_dir, step)
+        save_checkpoint(path, {
+            "kind": stage.kind, "step": step, **stage.checkpoint_state(),
+            "optimizer": optimizer.state_dict(), "loop": vars(state).copy(), "config": config,
+        })
+        periodic = [(s, p) for s, p in list_checkpoints(ckpt_dir) if s not in keep and s != optim.steps]
+        for _, old in periodic[: max(0, len(periodic) - run.keep_last)]:
+            old.unlink(missing_ok=True)
+        return path
+
+    stream = _batches(loader, state, optim.batch_size, per_epoch)
+    last_good = existing[-1][1] if existing else None
+    window: dict[str, float] = {}
+    window_start = time.perf_counter()
+    with open(metrics_path, "a") as metrics_file:
+        while state.step < optim.steps:
+            started = time.perf_counter()
+            batch = next(stream)
+            waited = time.perf_counter() - started
+            lr, wd = learning_rate(state.step, optim), weight_decay(state.step, optim)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+                if group["apply_wd"]:
+                    group["weight_decay"] = wd
+            masks = batch["masks"]
+            flops = stage.flops_per_clip(masks) * len(batch["video"])
+            clips = normalize_clips(batch["video"].to(device, non_blocking=True), data.mean, data.std)
+            masks = [_to_device(mask, device) for mask in masks]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = model_step(clips, masks)
+            value = loss.item()
+            if not math.isfinite(value):
+                where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
+                raise TrainingDiverged(
+                    f"{stage.kind} loss is {value} at step {state.step + 1}; stopped ({where}). "
+                    f"Lower optim.lr or check the data."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                stage.trainable.parameters(), optim.grad_clip if optim.grad_clip > 0 else float("inf")
+            )
+            optimizer.step()
+            state.step += 1
+            state.flops += flops
+            state.wall_s += time.perf_counter() - started
+            for key, amount in [("loss", value), ("grad_norm", float(grad_norm)), ("data_wait_s", waited),
+                                ("clips", len(batch["video"])), ("n", 1),
+                                *[(k, v) for k, v in batch["mask_stats"].items()]]:
+                window[key] = window.get(key, 0.0) + amount
+            if state.step % run.log_every == 0 or state.step == optim.steps:
+                elapsed = time.perf_counter() - window_start
+                n = window.pop("n")
+                row = {"step": state.step, "loss": window.pop("loss") / n, "lr": lr, "wd": wd,
+                       "grad_norm": window.pop("grad_norm") / n, "clips_per_s": window.pop("clips") / elapsed,
+                       "data_wait_share": window["data_wait_s"] / elapsed, "data_wait_s": window.pop("data_wait_s"),
+                       **{k: v / n for k, v in window.items()}, "flops": state.flops, "wall_s": state.wall_s}
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+                if progress:
+                    eta = (optim.steps - state.step) * state.wall_s / max(1, state.step)
+                    print(f"[{stage.kind}] step {state.step}/{optim.steps} loss {row['loss']:.4f} lr {lr:.2e} "
+                          f"{row['clips_per_s']:.1f} clips/s data {row['data_wait_share']:.0%} "
+                          f"eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
+                window, window_start = {}, time.perf_counter()
+            if state.step % run.checkpoint_every == 0 or state.step in keep or state.step == optim.steps:
+                last_good = save(state.step)
+    return checkpoint_path(ckpt_dir, optim.steps)
+
+
+def _to_device(mask: MaskSet, device: torch.device) -> MaskSet:
+    move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+    return MaskSet(move(mask.context), move(mask.target), move(mask.context_valid), move(mask.target_valid))

@@ -1,0 +1,122 @@
+"""One typed config per stage: the V-Pixel teacher, the SALT student and the attentive probe.
+
+Defaults are the tiny CPU experiment; experiments/*.yaml set paper scale. Paper values
+(REFERENCE.md section 6) are named where the tiny default departs from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from trainers.masks import MaskConfig
+
+
+@dataclass
+class EncoderConfig:
+    preset: str = "tiny"  # nano | micro | tiny | small | vit_base | vit_large | vit_huge | vit_giant | vit_gigantic
+    patch_size: int | None = None  # None: the preset's
+    tubelet_size: int | None = None
+
+
+@dataclass
+class HeadConfig:
+    """The predictor (student) or pixel decoder (teacher): paper 12 blocks of width 384, 16 heads."""
+
+    width: int = 64
+    depth: int = 2
+    heads: int = 2
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 1000
+    batch_size: int = 16  # paper: 3072
+    # lr: linear warm-up start_lr -> lr, then cosine to final_lr (paper), or warm-up, constant and
+    # a linear cool-down over the last cooldown_steps ("wsd": step-count independent until the cool-down).
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    lr: float = 6.25e-4
+    start_lr: float = 2e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 100  # paper: 10k of the stage's steps
+    cooldown_steps: int = 0
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4  # cosine 0.04 -> 0.4 (paper); equal values give a constant
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    grad_clip: float = 0.02  # paper value; 0 disables
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1 (got {self.steps}, {self.batch_size})")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"warmup_steps must lie in [0, steps={self.steps}] (got {self.warmup_steps})")
+        if self.schedule == "wsd" and not 0 < self.cooldown_steps <= self.steps - self.warmup_steps:
+            raise ValueError(
+                f"schedule 'wsd' needs 0 < cooldown_steps <= steps - warmup_steps (got {self.cooldown_steps})"
+            )
+        if min(self.lr, self.start_lr, self.final_lr) < 0 or self.grad_clip < 0:
+            raise ValueError("learning rates and grad_clip must be >= 0")
+
+
+@dataclass
+class RunConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast applies on CUDA only
+    compile: bool = False
+    log_every: int = 10
+    checkpoint_every: int = 500
+    checkpoint_steps: list[int] = field(default_factory=list)  # kept forever (e.g. a teacher's ladder)
+    keep_last: int = 2  # periodic checkpoints kept besides checkpoint_steps
+
+    def validate(self) -> None:
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.keep_last < 1:
+            raise ValueError("log_every, checkpoint_every and keep_last must be >= 1")
+
+
+@dataclass
+class TeacherConfig:
+    """Stage 1, V-Pixel: masked pixel reconstruction with multi-block masks."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: HeadConfig = field(default_factory=HeadConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class StudentConfig:
+    """Stage 2, SALT: predict the frozen teacher's latents of the masked tokens."""
+
+    teacher_checkpoint: str | None = None
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: HeadConfig = field(default_factory=HeadConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class ProbeConfig:
+    """Frozen-backbone attentive probe (REFERENCE.md section 9) on cached features."""
+
+    depth: int = 1  # paper: 4 (3 self-attention blocks + the cross-attention block); 1 keeps CPU probes fast
+    heads: int | None = None
+    epochs: int = 20
+    batch_size: int = 64  # paper: 256
+    # One head per (lr, weight decay) pair; with several, the best on a split held out from train is reported.
+    lrs: list[float] = field(default_factory=lambda: [1e-3])
+    weight_decays: list[float] = field(default_factory=lambda: [0.01])
+    holdout_fraction: float = 0.1
+    extract_batch_size: int = 32
+    single_frame: bool = False  # feed the centre frame repeated: what a model can tell without motion
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.depth < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("depth, epochs and batch_size must be >= 1")
+        if not self.lrs or not self.weight_decays:
+            raise ValueError("lrs and weight_decays need at least one value each")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must lie in (0, 1) (got {self.holdout_fraction})")

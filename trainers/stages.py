@@ -1,0 +1,174 @@
+"""The two SALT stages as losses over a batch of normalised clips and its masks.
+
+Stage 1, V-Pixel (REFERENCE.md section 4): the encoder sees the context tokens, the decoder
+reconstructs the per-token, per-channel normalised pixels of the masked tokens (MSE).
+Stage 2, SALT (section 5): a frozen teacher encodes the whole clip once; the student sees the
+context, the predictor predicts layer_norm(teacher output) at the target tokens (L1).
+One encoder + head pass per mask; the loss is the mean over masks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.checkpoint import CheckpointError, load_checkpoint, load_state
+from trainers.config import ConfigError
+from trainers.data.config import DataConfig
+from trainers.encoders import build_encoder, encoder_description
+from trainers.flops import param_count, student_step_flops, teacher_step_flops
+from trainers.masks import MaskSet
+from trainers.models.predictor import Predictor, pixel_decoder
+from trainers.models.vit import patchify
+from trainers.stage_config import StudentConfig, TeacherConfig
+
+
+def _gather(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return torch.gather(tokens, 1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
+
+
+def _masked_mean(per_token: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    if valid is None:
+        return per_token.mean()
+    weights = valid.to(per_token.dtype)
+    return (per_token * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def _valid_count(index: torch.Tensor, valid: torch.Tensor | None) -> float:
+    return float(index.size(1)) if valid is None else valid.sum(1).float().mean().item()
+
+
+def pixel_targets(clips: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
+    """(B, N, 3 * tubelet * patch^2): each token's pixels normalised per channel (VideoMAE).
+
+    Computing them from the ImageNet-normalised clip is the same as from raw pixels: a per-channel
+    affine map cancels in (x - mean) / std, up to the 1e-6."""
+    pixels = patchify(clips.float(), tubelet, patch)  # B, N, 3, P
+    mean = pixels.mean(-1, keepdim=True)
+    std = pixels.var(-1, unbiased=True, keepdim=True).sqrt()
+    return ((pixels - mean) / (std + 1e-6)).flatten(2)
+
+
+class TeacherStage:
+    kind = "teacher"
+
+    def __init__(self, cfg: TeacherConfig, data: DataConfig):
+        self.description = encoder_description(cfg.encoder, data)
+        self.encoder = build_encoder(self.description)
+        spec = self.encoder.spec
+        self.decoder = pixel_decoder(
+            spec.width, self.encoder.grid, spec.patch_size, spec.tubelet_size,
+            width=cfg.decoder.width, depth=cfg.decoder.depth, heads=cfg.decoder.heads,
+        )
+        self.trainable = nn.ModuleDict({"encoder": self.encoder, "decoder": self.decoder})
+        self.grid = self.encoder.grid
+        self.masks = cfg.masks
+        self._params = (param_count(self.encoder), param_count(self.decoder))
+
+    def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
+        spec = self.encoder.spec
+        targets = pixel_targets(clips, spec.tubelet_size, spec.patch_size)
+        losses = []
+        for mask in masks:
+            context = self.encoder(clips, mask.context, mask.context_valid)
+            predicted = self.decoder(context, mask.context, mask.target, mask.context_valid, mask.target_valid)
+            error = (predicted.float() - _gather(targets, mask.target)).pow(2).mean(-1)
+            losses.append(_masked_mean(error, mask.target_valid))
+        return torch.stack(losses).mean()
+
+    def flops_per_clip(self, masks: list[MaskSet]) -> float:
+        encoder_tokens = sum(_valid_count(m.context, m.context_valid) for m in masks)
+        decoder_tokens = encoder_tokens + sum(_valid_count(m.target, m.target_valid) for m in masks)
+        return teacher_step_flops(*self._params, encoder_tokens, decoder_tokens)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "encoder": self.description,
+            "encoder_state": self.encoder.state_dict(),
+            "head_state": self.decoder.state_dict(),
+        }
+
+    def load_state(self, payload: dict[str, Any], path: Path | str) -> None:
+        _check_kind(payload, self.kind, path)
+        load_state(self.encoder, payload["encoder_state"], "encoder", path)
+        load_state(self.decoder, payload["head_state"], "decoder", path)
+
+
+class StudentStage:
+    kind = "student"
+
+    def __init__(self, cfg: StudentConfig, data: DataConfig):
+        if not cfg.teacher_checkpoint:
+            raise ConfigError(
+                "student.teacher_checkpoint is not set: train a teacher first (salt-budget train teacher) "
+                "and pass its checkpoint (student.teacher_checkpoint=PATH or --teacher PATH)"
+            )
+        payload = load_checkpoint(cfg.teacher_checkpoint)
+        if "encoder_state" not in payload:
+            raise CheckpointError(f"{cfg.teacher_checkpoint} holds no encoder to serve as a teacher")
+        self.teacher = build_encoder(payload["encoder"])
+        load_state(self.teacher, payload["encoder_state"], "teacher encoder", cfg.teacher_checkpoint)
+        self.teacher.eval().requires_grad_(False)
+        self.teacher_source = {"path": str(Path(cfg.teacher_checkpoint).resolve()), "step": payload.get("step"),
+                               "kind": payload.get("kind"), "encoder": payload["encoder"]}
+
+        self.description = encoder_description(cfg.encoder, data)
+        self.encoder = build_encoder(self.description)
+        if self.teacher.grid != self.encoder.grid:
+            raise ConfigError(
+                f"the teacher's token grid {self.teacher.grid} cannot serve the student's {self.encoder.grid}: "
+                f"choose patch and tubelet sizes (and data.frames / data.resolution) that give equal grids"
+            )
+        self.predictor = Predictor(
+            self.encoder.width, self.teacher.width, self.encoder.grid,
+            width=cfg.predictor.width, depth=cfg.predictor.depth, heads=cfg.predictor.heads,
+        )
+        self.trainable = nn.ModuleDict({"encoder": self.encoder, "predictor": self.predictor})
+        self.grid = self.encoder.grid
+        self.masks = cfg.masks
+        self._params = (param_count(self.encoder), param_count(self.predictor), param_count(self.teacher))
+
+    def to(self, device: torch.device) -> None:
+        self.teacher.to(device)
+
+    def targets(self, clips: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            latents = self.teacher(clips)
+            return F.layer_norm(latents.float(), (latents.size(-1),))
+
+    def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
+        targets = self.targets(clips)
+        losses = []
+        for mask in masks:
+            context = self.encoder(clips, mask.context, mask.context_valid)
+            predicted = self.predictor(context, mask.context, mask.target, mask.context_valid, mask.target_valid)
+            error = (predicted.float() - _gather(targets, mask.target)).abs().mean(-1)
+            losses.append(_masked_mean(error, mask.target_valid))
+        return torch.stack(losses).mean()
+
+    def flops_per_clip(self, masks: list[MaskSet]) -> float:
+        student_tokens = sum(_valid_count(m.context, m.context_valid) for m in masks)
+        predictor_tokens = student_tokens + sum(_valid_count(m.target, m.target_valid) for m in masks)
+        return student_step_flops(*self._params, student_tokens, predictor_tokens, float(self.teacher.num_tokens))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "encoder": self.description,
+            "encoder_state": self.encoder.state_dict(),
+            "head_state": self.predictor.state_dict(),
+            "teacher": self.teacher_source,
+        }
+
+    def load_state(self, payload: dict[str, Any], path: Path | str) -> None:
+        _check_kind(payload, self.kind, path)
+        load_state(self.encoder, payload["encoder_state"], "student encoder", path)
+        load_state(self.predictor, payload["head_state"], "predictor", path)
+
+
+def _check_kind(payload: dict[str, Any], kind: str, path: Path | str) -> None:
+    if payload.get("kind") != kind:
+        raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint; a {kind} run cannot continue from it")

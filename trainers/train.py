@@ -1,0 +1,38 @@
+"""The stages as plain functions: config in, run directory out (the same under Ray, pytest or the CLI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from trainers.config import to_dict
+from trainers.data.config import DataConfig
+from trainers.loop import train
+from trainers.stage_config import StudentConfig, TeacherConfig
+from trainers.stages import StudentStage, TeacherStage
+
+
+def train_teacher(
+    cfg: TeacherConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
+    init_from: str | os.PathLike | None = None, progress: bool = True,
+) -> Path:
+    """Stage 1 (V-Pixel). Returns the final checkpoint."""
+    torch.manual_seed(seed)
+    stage = TeacherStage(cfg, data)
+    config = {"kind": "teacher", "seed": seed, "data": to_dict(data), "teacher": to_dict(cfg)}
+    return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
+                 init_from=init_from, progress=progress)
+
+
+def train_student(
+    cfg: StudentConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
+    init_from: str | os.PathLike | None = None, progress: bool = True,
+) -> Path:
+    """Stage 2 (SALT) against the frozen teacher at cfg.teacher_checkpoint. Returns the final checkpoint."""
+    torch.manual_seed(seed)
+    stage = StudentStage(cfg, data)
+    config = {"kind": "student", "seed": seed, "data": to_dict(data), "student": to_dict(cfg)}
+    return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
+                 init_from=init_from, progress=progress)
