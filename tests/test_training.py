@@ -217,3 +217,14 @@ def test_end_to_end_teacher_student_probe(micro_data, teacher_run, tmp_path):
     random_result, random_out = probe_random_init(load_checkpoint(student_final)["encoder"], micro_data, probe_cfg,
                                                   tmp_path / "random", progress=False)
     assert random_result["kind"] == "random_init" and random_out.is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_teacher_and_student_steps_run_in_bf16_on_cuda(micro_data, tmp_path):
+    teacher = micro_teacher(steps=3)
+    teacher.run.device = "cuda"
+    final = train_teacher(teacher, micro_data, tmp_path / "t", progress=False)
+    student = micro_student(final, steps=3)
+    student.run.device = "cuda"
+    train_student(student, micro_data, tmp_path / "s", progress=False)
+    assert all(math.isfinite(loss) for _, loss in losses(tmp_path / "s"))

@@ -14,16 +14,23 @@ from trainers.stage_config import StudentConfig, TeacherConfig
 from trainers.stages import StudentStage, TeacherStage
 
 
+def _train_stage(
+    stage_class: type[TeacherStage] | type[StudentStage], cfg: TeacherConfig | StudentConfig, data: DataConfig,
+    run_dir: str | os.PathLike, seed: int, init_from: str | os.PathLike | None, progress: bool,
+) -> Path:
+    torch.manual_seed(seed)  # the initial weights are part of what the seed reproduces
+    stage = stage_class(cfg, data)
+    config = {"kind": stage.kind, "seed": seed, "data": to_dict(data), stage.kind: to_dict(cfg)}
+    return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
+                 init_from=init_from, progress=progress)
+
+
 def train_teacher(
     cfg: TeacherConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
     init_from: str | os.PathLike | None = None, progress: bool = True,
 ) -> Path:
     """Stage 1 (V-Pixel). Returns the final checkpoint."""
-    torch.manual_seed(seed)
-    stage = TeacherStage(cfg, data)
-    config = {"kind": "teacher", "seed": seed, "data": to_dict(data), "teacher": to_dict(cfg)}
-    return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
-                 init_from=init_from, progress=progress)
+    return _train_stage(TeacherStage, cfg, data, run_dir, seed, init_from, progress)
 
 
 def train_student(
@@ -31,8 +38,4 @@ def train_student(
     init_from: str | os.PathLike | None = None, progress: bool = True,
 ) -> Path:
     """Stage 2 (SALT) against the frozen teacher at cfg.teacher_checkpoint. Returns the final checkpoint."""
-    torch.manual_seed(seed)
-    stage = StudentStage(cfg, data)
-    config = {"kind": "student", "seed": seed, "data": to_dict(data), "student": to_dict(cfg)}
-    return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
-                 init_from=init_from, progress=progress)
+    return _train_stage(StudentStage, cfg, data, run_dir, seed, init_from, progress)
