@@ -28,6 +28,9 @@ from trainers.models.vit import VisionTransformer
 from trainers.stage_config import ProbeConfig
 
 
+_LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"}
+
+
 def rankme(embeddings: torch.Tensor) -> float:
     """RankMe (Garrido et al.): exp of the entropy of the normalised singular values of the raw
     (uncentred) N x K embedding matrix."""
@@ -70,7 +73,9 @@ def cached_features(
     encoder: VisionTransformer, encoder_key: str, data: DataConfig, resolved: ResolvedData, split: str,
     cache_dir: Path, *, batch_size: int, device: torch.device, single_frame: bool, progress: bool = True,
 ) -> dict[str, torch.Tensor]:
-    view = {"encoder": encoder_key, "data": to_dict(data), "split": split, "single_frame": single_frame}
+    # Only what changes the features keys the cache: loader settings (workers, threads...) do not.
+    clip_view = {k: v for k, v in to_dict(data).items() if k not in _LOADER_ONLY}
+    view = {"encoder": encoder_key, "data": clip_view, "split": split, "single_frame": single_frame}
     path = cache_dir / f"{split}-{config_hash(view)}.pt"
     if path.is_file():
         return torch.load(path, weights_only=True)
