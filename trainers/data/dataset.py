@@ -10,7 +10,7 @@ which counts it, warns once per file and stops the run past `max_bad_fraction`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -169,10 +169,8 @@ class LoaderStats:
     attempts: int = 0
     delivered: int = 0
     short: int = 0
-
-    def __post_init__(self) -> None:
-        self.failed: dict[str, int] = {}
-        self.bad_files: dict[str, str] = {}
+    failed: dict[str, int] = field(default_factory=dict)  # reason -> count
+    bad_files: dict[str, str] = field(default_factory=dict)  # path -> reason
 
     @property
     def skipped(self) -> int:
