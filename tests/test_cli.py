@@ -31,6 +31,6 @@ def test_data_check_lists_a_missing_clip(tmp_path, capsys, small_synth):
     _, folder = small_synth
     listing = tmp_path / "list.csv"
     listing.write_text(f"{folder / 'train' / '000000.mp4'} 1 2\n{tmp_path / 'gone.mp4'} 0 0\n")
-    code = main(["data", "check", f"data.dataset=lists", f"data.train_list={listing}", "data.workers=0"])
+    code = main(["data", "check", "data.dataset=lists", f"data.train_list={listing}", "data.workers=0"])
     out = capsys.readouterr().out
     assert code == 1 and "1 of 2 clips usable" in out and "missing" in out

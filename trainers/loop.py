@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import torch
+import yaml
 from torch import nn
 
 from trainers.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
-from trainers.config import ConfigError
+from trainers.config import ConfigError, save_config, to_dict
 from trainers.data.build import build_dataset, build_loader, resolve_data
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
@@ -40,6 +41,8 @@ class Stage(Protocol):
     trainable: nn.Module
     grid: tuple[int, int, int]
     masks: MaskConfig
+
+    def to(self, device: torch.device) -> None: ...
 
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor: ...
 
@@ -77,7 +80,7 @@ class LoopState:
     wall_s: float = 0.0
 
 
-def _batches(loader: ClipLoader, state: LoopState, batch_size: int, per_epoch: int) -> Iterator[dict[str, Any]]:
+def _batches(loader: ClipLoader, state: LoopState, batch_size: int) -> Iterator[dict[str, Any]]:
     """An endless stream of batches that starts where `state` says and keeps it current."""
     while True:
         loader.set_epoch(state.epoch, state.position)
@@ -96,20 +99,15 @@ def _prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
         probe.unlink()
     except OSError as error:
         raise ConfigError(f"run directory {run_dir} is not writable ({error.strerror}); choose another --run-dir") from error
-    import yaml
-
     saved = run_dir / "config.yaml"
-    text = yaml.safe_dump(config, sort_keys=False)
     if saved.is_file() and list_checkpoints(run_dir / "checkpoints"):
-        if yaml.safe_load(saved.read_text()) != yaml.safe_load(text):
+        if yaml.safe_load(saved.read_text()) != to_dict(config):
             raise ConfigError(
                 f"{run_dir} already holds a run with a different config ({saved}); use a new run directory "
                 f"or delete the old one to start over"
             )
         return
-    tmp = saved.with_name(".config.yaml.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, saved)
+    save_config(config, saved)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -144,16 +142,13 @@ def train(
 
     resolved = resolve_data(data, progress=progress)
     dataset = build_dataset(data, "train", train=True, resolved=resolved)
-    per_epoch = len(dataset) // optim.batch_size
-    if per_epoch < 1:
+    if len(dataset) < optim.batch_size:
         raise ConfigError(f"batch_size {optim.batch_size} exceeds the {len(dataset)} training clips")
     collator = MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=seed)
     loader = build_loader(data, dataset, batch_size=optim.batch_size, shuffle=True, seed=seed, drop_last=True,
                           collate_fn=collator)
 
-    stage.trainable.to(device)
-    if hasattr(stage, "to"):
-        stage.to(device)
+    stage.to(device)
     groups = param_groups(stage.trainable)
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
                                   fused=device.type == "cuda")
@@ -191,7 +186,7 @@ def train(
             old.unlink(missing_ok=True)
         return path
 
-    stream = _batches(loader, state, optim.batch_size, per_epoch)
+    stream = _batches(loader, state, optim.batch_size)
     last_good = existing[-1][1] if existing else None
     window: dict[str, float] = {}
     window_start = time.perf_counter()

@@ -69,6 +69,9 @@ class TeacherStage:
         self.masks = cfg.masks
         self._params = (param_count(self.encoder), param_count(self.decoder))
 
+    def to(self, device: torch.device) -> None:
+        self.trainable.to(device)
+
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
         spec = self.encoder.spec
         targets = pixel_targets(clips, spec.tubelet_size, spec.patch_size)
@@ -133,6 +136,7 @@ class StudentStage:
         self._params = (param_count(self.encoder), param_count(self.predictor), param_count(self.teacher))
 
     def to(self, device: torch.device) -> None:
+        self.trainable.to(device)
         self.teacher.to(device)
 
     def targets(self, clips: torch.Tensor) -> torch.Tensor:
