@@ -17,6 +17,7 @@ from trainers.models import (
     unpatchify,
 )
 from trainers.models.presets import ENCODER_PRESETS
+from trainers.models.probe import sincos_position_code
 from trainers.models.rope import apply_rope, grid_positions, rope_segment, rope_tables
 
 FRAMES, RES = 4, 32  # nano (patch 8, tubelet 2) -> grid (2, 4, 4), 32 tokens
@@ -298,3 +299,26 @@ def test_probe_learns_a_separable_toy_problem():
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
     assert (probe(feats).argmax(1) == labels).float().mean() > 0.9
+
+
+def test_probe_without_grid_reads_a_bag_of_tokens_and_with_grid_reads_their_order():
+    torch.manual_seed(0)
+    grid = (2, 2, 2)
+    feats = torch.randn(4, 8, 24)
+    swapped = feats[:, torch.randperm(8)]
+    bag = AttentiveProbe(24, 5, depth=2).eval()
+    torch.testing.assert_close(bag(feats), bag(swapped), atol=1e-6, rtol=0)
+    ordered = AttentiveProbe(24, 5, depth=2, grid=grid).eval()
+    assert (ordered(feats) - ordered(swapped)).abs().max() > 5e-5  # outputs start small (init std 0.02)
+    with pytest.raises(ValueError, match="tokens do not match"):
+        ordered(torch.randn(4, 9, 24))
+
+
+def test_position_code_is_distinct_per_token_and_zero_padded():
+    code = sincos_position_code((3, 4, 5), 20)  # 3 axes x 6 dims, 2 leftover
+    assert code.shape == (60, 20)
+    assert torch.all(code[:, 18:] == 0)
+    assert torch.cdist(code, code).add(torch.eye(60)).min() > 0.1  # no two tokens share a code
+    # each axis's block depends on that axis only: tokens 0 and 1 differ in w alone
+    torch.testing.assert_close(code[0, :12], code[1, :12])
+    assert not torch.allclose(code[0, 12:18], code[1, 12:18])

@@ -101,12 +101,13 @@ def _accuracy(probe: AttentiveProbe, features: torch.Tensor, labels: torch.Tenso
 
 def fit_probe(
     features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: ProbeConfig, *, lr: float,
-    weight_decay: float, seed: int, device: torch.device,
+    weight_decay: float, seed: int, device: torch.device, grid: tuple[int, int, int],
 ) -> AttentiveProbe:
     """The fast protocol: AdamW, cosine lr without warm-up, `epochs` passes over the cached features."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads).to(device)
+    probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads,
+                           grid=grid if cfg.position == "sincos" else None).to(device)
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * per_epoch
@@ -129,7 +130,7 @@ def fit_probe(
 
 def probe_task(
     train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], column: int, num_classes: int,
-    cfg: ProbeConfig, *, seed: int, device: torch.device,
+    cfg: ProbeConfig, *, seed: int, device: torch.device, grid: tuple[int, int, int],
 ) -> dict[str, Any]:
     """Train one head per (lr, wd); with several, choose on a split held out from TRAIN."""
     heads = [(lr, wd) for lr in cfg.lrs for wd in cfg.weight_decays]
@@ -145,13 +146,14 @@ def probe_task(
         fit_features, fit_labels = features[order[held:]], labels[order[held:]]
         hold_features, hold_labels = features[order[:held]], labels[order[:held]]
         for lr, wd in heads:
-            probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=lr, weight_decay=wd, seed=seed, device=device)
+            probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=lr, weight_decay=wd, seed=seed, device=device,
+                              grid=grid)
             tried.append({"lr": lr, "weight_decay": wd,
                           "holdout_accuracy": _accuracy(probe, hold_features, hold_labels, device, cfg.batch_size)})
         best = max(tried, key=lambda head: head["holdout_accuracy"])
         chosen = (best["lr"], best["weight_decay"])
     probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=chosen[0], weight_decay=chosen[1], seed=seed,
-                      device=device)
+                      device=device, grid=grid)
     return {
         "accuracy": _accuracy(probe, val["features"], val_labels, device, cfg.batch_size),
         "train_accuracy": _accuracy(probe, fit_features, fit_labels, device, cfg.batch_size),
@@ -177,7 +179,7 @@ def probe_encoder(
     tasks = {}
     for column, task in enumerate(resolved.tasks):
         tasks[task.name] = probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
-                                      device=device)
+                                      device=device, grid=encoder.grid)
         if progress:
             print(f"[probe] {task.name}: {tasks[task.name]['accuracy']:.1%} "
                   f"(chance {tasks[task.name]['chance']:.1%})", file=sys.stderr, flush=True)
@@ -186,6 +188,7 @@ def probe_encoder(
         "tasks": tasks,
         "rankme": rankme(pooled),
         "single_frame": cfg.single_frame,
+        "position": cfg.position,
         "clips": {split: len(view["labels"]) for split, view in views.items()},
         "tokens": int(views["val"]["features"].size(1)),
         "width": int(views["val"]["features"].size(2)),

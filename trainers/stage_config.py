@@ -112,6 +112,9 @@ class ProbeConfig:
     holdout_fraction: float = 0.1
     extract_batch_size: int = 32
     single_frame: bool = False  # feed the centre frame repeated: what a model can tell without motion
+    # "sincos": add a fixed (t, h, w) code to the features (RoPE encoders' tokens carry no absolute
+    # position; trainers/models/probe.py). "none": the paper's probe, which adds nothing.
+    position: Literal["sincos", "none"] = "sincos"
     device: str = "auto"
 
     def validate(self) -> None:
