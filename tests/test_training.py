@@ -78,6 +78,9 @@ def test_pixel_targets_are_normalised_per_token_and_channel():
     targets = pixel_targets(clips, 2, 8).view(2, 8, 3, 2 * 8 * 8)
     assert torch.allclose(targets.mean(-1), torch.zeros(2, 8, 3), atol=1e-5)
     assert torch.allclose(targets.std(-1, unbiased=True), torch.ones(2, 8, 3), atol=1e-4)
+    raw = pixel_targets(clips, 2, 8, per_token=False).view(2, 8, 3, 2, 8, 8)
+    # token 1 of the (2, 2, 2) grid is t=0, row 0, column 1: frames 0-1, rows 0-7, columns 8-15
+    torch.testing.assert_close(raw[0, 1, 2], clips[0, 2, 0:2, 0:8, 8:16])
 
 
 def test_teacher_run_writes_checkpoints_metrics_and_config(teacher_run):

@@ -80,6 +80,10 @@ class TeacherConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: HeadConfig = field(default_factory=HeadConfig)
+    # "token": each target token's pixels normalised per channel (VideoMAE, the paper). "none": the
+    # clip's pixels as they are; on flat synthetic scenes per-token normalisation turns uniform
+    # patches into unit-variance noise, which then dominates the loss.
+    pixel_norm: Literal["token", "none"] = "token"
     masks: MaskConfig = field(default_factory=MaskConfig)
     # The tiny default gives the teacher a quarter of the student's steps (paper best: 40k of 240k).
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=300, warmup_steps=30))

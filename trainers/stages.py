@@ -42,12 +42,15 @@ def _valid_count(index: torch.Tensor, valid: torch.Tensor | None) -> float:
     return float(index.size(1)) if valid is None else valid.sum(1).float().mean().item()
 
 
-def pixel_targets(clips: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
-    """(B, N, 3 * tubelet * patch^2): each token's pixels normalised per channel (VideoMAE).
+def pixel_targets(clips: torch.Tensor, tubelet: int, patch: int, per_token: bool = True) -> torch.Tensor:
+    """(B, N, 3 * tubelet * patch^2): each token's pixels normalised per channel (VideoMAE), or with
+    per_token=False the (ImageNet-normalised) pixels as they are.
 
     Computing them from the ImageNet-normalised clip is the same as from raw pixels: a per-channel
     affine map cancels in (x - mean) / std, up to the 1e-6."""
     pixels = patchify(clips.float(), tubelet, patch)  # B, N, 3, P
+    if not per_token:
+        return pixels.flatten(2)
     mean = pixels.mean(-1, keepdim=True)
     std = pixels.var(-1, unbiased=True, keepdim=True).sqrt()
     return ((pixels - mean) / (std + 1e-6)).flatten(2)
@@ -67,6 +70,7 @@ class TeacherStage:
         self.trainable = nn.ModuleDict({"encoder": self.encoder, "decoder": self.decoder})
         self.grid = self.encoder.grid
         self.masks = cfg.masks
+        self.per_token_norm = cfg.pixel_norm == "token"
         self._params = (param_count(self.encoder), param_count(self.decoder))
 
     def to(self, device: torch.device) -> None:
@@ -74,7 +78,7 @@ class TeacherStage:
 
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
         spec = self.encoder.spec
-        targets = pixel_targets(clips, spec.tubelet_size, spec.patch_size)
+        targets = pixel_targets(clips, spec.tubelet_size, spec.patch_size, self.per_token_norm)
         losses = []
         for mask in masks:
             context = self.encoder(clips, mask.context, mask.context_valid)
