@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -100,7 +101,80 @@ def build_parser() -> argparse.ArgumentParser:
                        help="feed the centre frame repeated: what the encoder can tell without motion")
     probe.add_argument("--out", default=None, help="result JSON (default: <run>/probes/<checkpoint>.json)")
     probe.set_defaults(handler=_cmd_probe)
+    _add_sweep_parser(commands)
+    _add_report_parser(commands)
     return parser
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a fraction (write 1/12 or 0.25)") from None
+
+
+class _ValuesThenOverrides(argparse.Action):
+    """A several-values option that hands on the key=value overrides argparse would read as its values
+    (`--teacher-steps 4 8 data.frames=8`), so that overrides may come anywhere on the line."""
+
+    def __init__(self, *args, convert: Callable = str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.convert = convert
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = [value for value in values if "=" not in value]
+        if not items:
+            parser.error(f"argument {option_string}: expected at least one value")
+        try:
+            setattr(namespace, self.dest, tuple(self.convert(item) for item in items))
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            parser.error(f"argument {option_string}: {error}")
+        namespace.late_overrides = [*getattr(namespace, "late_overrides", []), *(v for v in values if "=" in v)]
+
+
+def _add_sweep_parser(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep", help="train every teacher/student split of a step budget (T + S = N) on Ray Tune",
+        description="Plan every allocation T + S = N, train each distinct teacher once (a checkpoint ladder with "
+        "the wsd schedule), then one Ray Tune trial per allocation (student, probes at several checkpoints); "
+        "rows go to runs/<name>/results.parquet. Default teacher shares: 1/12, 1/6, 1/3, 1/2.",
+    )
+    several = dict(nargs="+", action=_ValuesThenOverrides)
+    sweep.add_argument("--total-steps", convert=int, required=True, metavar="N", **several,
+                       help="step budget(s) T + S; several share their teachers")
+    sweep.add_argument("--experiment", default=None, help="experiment YAML (default: the embedded tiny experiment)")
+    sweep.add_argument("--teacher-sizes", default=(), metavar="PRESET", **several,
+                       help="teacher encoder presets (default: the experiment's teacher.encoder.preset)")
+    shares = sweep.add_mutually_exclusive_group()
+    shares.add_argument("--teacher-steps", convert=int, default=(), metavar="T", **several, help="teacher step counts")
+    shares.add_argument("--teacher-fractions", convert=_fraction, default=(), metavar="F", **several,
+                        help="teacher shares of each budget, in (0, 1) (default 1/12 1/6 1/3 1/2)")
+    sweep.add_argument("--student-size", default=None, metavar="PRESET",
+                       help="student encoder preset (default: the experiment's student.encoder.preset)")
+    sweep.add_argument("--seeds", convert=int, default=(), metavar="SEED", **several,
+                       help="seeds (default: the experiment's seed)")
+    sweep.add_argument("--search", choices=["grid", "optuna"], default="grid",
+                       help="grid: every allocation; optuna: Ray Tune's OptunaSearch (TPE) over teacher share and size")
+    sweep.add_argument("--trials", type=int, default=None, help="allocations the optuna search may train")
+    sweep.add_argument("--teacher-schedule", choices=["wsd", "cosine"], default="wsd",
+                       help="wsd: one constant-lr trunk + a cool-down branch per teacher (each step trained once); "
+                            "cosine: the paper's schedule, one run per teacher")
+    sweep.add_argument("--cooldown-fraction", type=float, default=0.2,
+                       help="wsd: each teacher's cool-down as a share of its steps (default 0.2)")
+    sweep.add_argument("--probe-points", type=int, default=4,
+                       help="student checkpoints probed, evenly spaced, the final one included (default 4)")
+    sweep.add_argument("--name", default=None, help="run folder runs/<name> (default: the experiment's name)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print the plan with predicted FLOPs and time; train nothing")
+    sweep.add_argument("--resume", action="store_true", help="continue this sweep after a crash or a stop")
+    sweep.add_argument("--address", default=None, help="Ray cluster to join ('auto': the running one); default local")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial and teacher task (default 1)")
+    sweep.add_argument("--gpus-per-trial", type=float, default=None,
+                       help="GPUs per trial, a fraction shares one (default 1 where the cluster has GPUs, else 0)")
+    sweep.add_argument("--max-failures", type=int, default=1,
+                       help="retries of a failed trial or teacher task, each from its last checkpoint (default 1)")
+    sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted experiment overrides")
+    sweep.set_defaults(handler=_cmd_sweep)
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
@@ -268,6 +342,58 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from salt_budget.experiment import load_experiment
+    from salt_budget.sweep.plan import SweepOptions, build_plan
+    from salt_budget.sweep.plan_table import format_plan, plan_frame
+
+    options = SweepOptions(
+        total_steps=args.total_steps, name=args.name, teacher_sizes=args.teacher_sizes,
+        teacher_steps=args.teacher_steps, teacher_fractions=args.teacher_fractions,
+        student_size=args.student_size, seeds=args.seeds, search=args.search, trials=args.trials,
+        teacher_schedule=args.teacher_schedule, cooldown_fraction=args.cooldown_fraction,
+        probe_points=args.probe_points,
+    )
+    overrides = [*getattr(args, "late_overrides", []), *args.overrides]
+    plan = build_plan(load_experiment(args.experiment, overrides), options)
+    print(format_plan(plan, plan_frame(plan)), flush=True)
+    if args.dry_run:
+        print("dry run: nothing trained, nothing written")
+        return 0
+    from salt_budget.sweep.runner import Resources, run_sweep
+
+    resources = Resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                          max_failures=args.max_failures)
+    return run_sweep(plan, resume=args.resume, address=args.address, resources=resources)
+
+
+def _add_report_parser(commands) -> None:
+    report = commands.add_parser(
+        "report", help="the report of one or more sweeps: Pareto fronts, allocation curves, regressions, findings",
+        description="Read runs/<name>/results.parquet of each RUN_DIR (several budgets are one report) and write "
+        "report.html (self-contained), summary.md, the table behind every figure as CSV and, where kaleido and a "
+        "Chromium are installed, the figures as PNG.",
+    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep run folder(s), e.g. runs/<name>")
+    report.add_argument("--out", default=None, help="report folder (default: <first RUN_DIR>/report)")
+    report.add_argument("--task", default=None, help="analyse one task only (a task name, or 'mean' for the average)")
+    report.add_argument("--format", default="html,png,md", help="comma-separated outputs: html, png, md (default all)")
+    report.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import parse_formats, write_report
+
+    written = write_report([Path(d) for d in args.run_dirs], out=Path(args.out) if args.out else None,
+                           task=args.task, formats=parse_formats(args.format))
+    print(f"report written to {written.out}:")
+    for path in written.files:
+        print(f"  {path.relative_to(written.out)}")
+    for note in written.notes:
+        print(note)
+    return 0
+
+
 # Errors a user can fix; they print as one line, not a traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from trainers.config import ConfigError
@@ -277,7 +403,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from trainers.checkpoint import CheckpointError
     from trainers.loop import TrainingDiverged
 
-    return ConfigError, ClipListError, DataError, CheckpointError, TrainingDiverged, FileExistsError, FileNotFoundError
+    from analysis.tables import ReportError
+
+    return (ConfigError, ClipListError, DataError, CheckpointError, TrainingDiverged, FileExistsError,
+            FileNotFoundError, ReportError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

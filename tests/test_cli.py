@@ -27,6 +27,12 @@ def test_tiny_experiment_file_spells_out_the_defaults():
     assert load_experiment(ROOT / "experiments" / "tiny.yaml") == ExperimentConfig()
 
 
+def test_quick_experiment_is_the_tiny_default_shrunk():
+    quick = load_experiment(ROOT / "experiments" / "quick.yaml")
+    assert (quick.name, quick.data.frames, quick.data.synthetic.train, quick.probe.epochs) == ("quick", 8, 400, 10)
+    assert quick.teacher.encoder == ExperimentConfig().teacher.encoder  # the rest keeps the tiny values
+
+
 def test_data_check_lists_a_missing_clip(tmp_path, capsys, small_synth):
     _, folder = small_synth
     listing = tmp_path / "list.csv"

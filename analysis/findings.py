@@ -1,0 +1,125 @@
+"""Every number the report shows, computed once from a Results: the figures draw these tables, the
+summary words them, and the report writes them as CSV.
+
+Tables are long: one row per point (or fit) and task, with the task in a `task` column and the
+accuracy as a fraction, as in the results table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import pandas as pd
+
+from analysis.allocation import allocation_findings, allocation_points
+from analysis.pairs import student_teacher_pairs, teacher_label
+from analysis.pareto import pareto_mask
+from analysis.regression import grouped_fits
+from analysis.tables import CONFIG_COLUMNS, Metric, Results, equals, size_order
+
+# The student-loss axis: the mean of the last 10% of logged losses up to the checkpoint. The last
+# logged loss alone is one batch's, too noisy to rank checkpoints at small batch sizes.
+LOSS = "loss_smoothed"
+TEACHER_METRICS = {
+    "teacher_loss": "teacher loss", "teacher_rankme": "teacher RankMe", "teacher_accuracy": "teacher accuracy",
+}
+FAILED_COLUMNS = ["sweep", "role", "unit_key", "allocation_id", "teacher_size", "teacher_steps", "budget", "reason"]
+
+
+@dataclass(frozen=True)
+class Findings:
+    pareto: pd.DataFrame  # final encoders of every role, on_front per task
+    allocation_points: pd.DataFrame  # final students, one point per allocation (mean over seeds)
+    allocation: pd.DataFrame  # per curve: best allocation, gaps, fitted optimum
+    pairs: pd.DataFrame  # final students beside their teachers
+    loss_points: pd.DataFrame  # student checkpoints: loss and accuracy
+    loss_fits: pd.DataFrame  # per teacher and pooled
+    teacher_points: pd.DataFrame  # teacher-side metric against student accuracy
+    teacher_fits: pd.DataFrame  # per budget and pooled
+    failed: pd.DataFrame  # failed units, listed
+    unfinished: pd.DataFrame  # student units with checkpoints but no final one yet
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _config(frame: pd.DataFrame) -> list[str]:
+    return [c for c in CONFIG_COLUMNS if c in frame]
+
+
+def _long(frame: pd.DataFrame, metrics: list[Metric], keep: list[str], name: str = "accuracy") -> pd.DataFrame:
+    return _concat([frame[keep].assign(task=m.name, **{name: frame[m.column].astype(float)}) for m in metrics])
+
+
+def _pareto(results: Results, metrics: list[Metric]) -> pd.DataFrame:
+    table = _long(results.final, metrics, [*_config(results.final), "flops_total"])
+    table["on_front"] = False
+    for _, panel in table.groupby("task", sort=False):
+        table.loc[panel.index, "on_front"] = pareto_mask(panel["flops_total"].to_numpy(), panel["accuracy"].to_numpy())
+    return table
+
+
+def _allocation(results: Results, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    students = results.final[equals(results.final, "role", "student")]
+    points = [allocation_points(students, m.column).assign(task=m.name) for m in metrics]
+    fits = [allocation_findings(p).assign(task=m.name) for m, p in zip(metrics, points, strict=True)]
+    return _concat(points), _concat(fits)
+
+
+def _pairs(pairs: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
+    parts = []
+    for m in metrics:
+        part = pairs[[*_config(pairs), "teacher", "teacher_loss", "teacher_rankme"]].assign(
+            task=m.name, teacher_accuracy=pairs[f"teacher_{m.column}"].astype(float),
+            student_accuracy=pairs[m.column].astype(float))
+        part["beats_teacher"] = part["student_accuracy"] > part["teacher_accuracy"]
+        parts.append(part)
+    return _concat(parts)
+
+
+def _loss(results: Results, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    students = results.ok[equals(results.ok, "role", "student")]
+    rank = {size: i for i, size in enumerate(size_order(results.rows))}
+    students = students.assign(teacher=teacher_label(students), loss=students[LOSS].astype(float),
+                               _size=students["teacher_size"].map(rank))
+    students = students.sort_values(["_size", "teacher_steps", "seed", "step"], kind="stable")
+    points = _long(students, metrics, [*_config(students), "is_final", "teacher", "loss"])
+    # Per metric, not per group of points: a metric without points still gets its (undefined) pooled fit.
+    fits = [grouped_fits(points[points["task"] == m.name], "loss", "accuracy", by="teacher").assign(task=m.name)
+            for m in metrics]
+    return points, _concat(fits)
+
+
+def _teacher_side(pairs: pd.DataFrame, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pairs = pairs.sort_values("budget", kind="stable")
+    parts = [pairs.assign(teacher_metric=label, x=pairs[column].astype(float))
+             for column, label in TEACHER_METRICS.items()]
+    points = _concat(parts).drop(columns=list(TEACHER_METRICS))
+    points["group"] = "budget " + points["budget"].astype("Int64").astype(str)
+    fits = [grouped_fits(points[(points["task"] == m.name) & (points["teacher_metric"] == label)], "x",
+                         "student_accuracy", by="group").assign(task=m.name, teacher_metric=label)
+            for label in TEACHER_METRICS.values() for m in metrics]
+    return points, _concat(fits)
+
+
+def _unfinished(results: Results) -> pd.DataFrame:
+    students = results.ok[equals(results.ok, "role", "student")]
+    finished = set(results.final["unit_key"])
+    pending = students[~students["unit_key"].isin(finished)]
+    return pending.groupby("unit_key", sort=True).agg(
+        allocation_id=("allocation_id", "first"), last_step=("step", "max"), student_steps=("student_steps", "first"),
+    ).reset_index()
+
+
+def compute(results: Results, metrics: list[Metric]) -> Findings:
+    pairs = _pairs(student_teacher_pairs(results), metrics)
+    allocation_points_table, allocation = _allocation(results, metrics)
+    loss_points, loss_fits = _loss(results, metrics)
+    teacher_points, teacher_fits = _teacher_side(pairs, metrics)
+    failed = results.failed[[c for c in FAILED_COLUMNS if c in results.failed]].reset_index(drop=True)
+    return Findings(_pareto(results, metrics), allocation_points_table, allocation, pairs, loss_points, loss_fits,
+                    teacher_points, teacher_fits, failed, _unfinished(results))

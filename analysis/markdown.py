@@ -1,0 +1,45 @@
+"""Formatting numbers and tables for summary.md; a missing number prints as "n/a", never "nan"."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+NA = "n/a"
+
+
+def missing(value: object) -> bool:
+    try:
+        return value is None or math.isnan(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def pct(value: object, digits: int = 1) -> str:
+    """A fraction as a percentage (0.234 -> 23.4)."""
+    return NA if missing(value) else f"{float(value) * 100:.{digits}f}"  # type: ignore[arg-type]
+
+
+def num(value: object, spec: str = ".3f") -> str:
+    return NA if missing(value) else format(float(value), spec)  # type: ignore[arg-type]
+
+
+def share(value: object) -> str:
+    return NA if missing(value) else f"{float(value):.3g}"  # type: ignore[arg-type]
+
+
+def steps(value: object) -> str:
+    """Step counts as the paper writes them: 40000 -> 40k."""
+    if missing(value):
+        return NA
+    count = int(value)  # type: ignore[call-overload]
+    return f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else str(count)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""Static PNG export, where the machine can do it: plotly renders images through kaleido, which
+drives a Chrome or Chromium it must find installed. Both are optional (pip install 'salt-budget[png]');
+without them the report says so in one line and keeps the HTML, which holds every figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "chrome-headless-shell")
+
+
+def find_chromium() -> str | None:
+    """A Chrome or Chromium executable: $BROWSER_PATH (where kaleido looks first), else one on PATH."""
+    configured = os.environ.get("BROWSER_PATH")
+    if configured and Path(configured).is_file():
+        return configured
+    return next((path for path in map(shutil.which, BROWSERS) if path), None)
+
+
+def unavailable() -> str | None:
+    """Why PNGs cannot be written here, or None when they can be tried."""
+    if importlib.util.find_spec("kaleido") is None:
+        return ("PNG figures skipped: kaleido is not installed (pip install 'salt-budget[png]'); "
+                "report.html has every figure")
+    if find_chromium() is None:
+        return ("PNG figures skipped: kaleido needs Chrome or Chromium and none was found on PATH or in $BROWSER_PATH; "
+                "report.html has every figure")
+    return None
+
+
+def write_png(figure, path: Path, width: int = 1400) -> None:
+    """Raises whatever kaleido raises; the caller turns it into a note, since PNGs are optional."""
+    figure.write_image(str(path), format="png", width=width, height=figure.layout.height or 500, scale=1)

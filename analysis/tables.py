@@ -1,0 +1,165 @@
+"""Reading and checking results tables (runs/<name>/results.parquet, written by salt_budget/sweep/results.py).
+
+analysis/ does not import salt_budget (the orchestrator depends on analysis, not the reverse), so the
+schema version it reads is spelled out here; tests/test_analysis.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+MEAN_TASK = "mean"  # acc_mean, the task average, is selectable like a task
+
+# Columns the analysis reads; the rest of the table is carried along untouched.
+REQUIRED = (
+    "schema_version", "sweep", "unit_key", "role", "allocation_id", "budget", "teacher_key", "teacher_size",
+    "teacher_steps", "teacher_share", "student_size", "student_steps", "seed", "step", "is_final",
+    "flops_teacher", "flops_student", "flops_total", "loss_final", "loss_smoothed", "rankme", "acc_mean",
+    "status", "reason",
+)
+# What identifies a row to a reader: carried into every figure table and shown on hover.
+CONFIG_COLUMNS = (
+    "sweep", "role", "allocation_id", "budget", "teacher_size", "teacher_steps", "teacher_schedule",
+    "teacher_share", "student_size", "student_steps", "seed", "step", "unit_key", "teacher_key",
+)
+
+
+class ReportError(Exception):
+    """Input the report cannot use; the message says what is wrong and what to do (one line)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An accuracy to analyse: one task's acc_<task> column, or the task average."""
+
+    name: str
+
+    @property
+    def column(self) -> str:
+        return f"acc_{self.name}"
+
+    @property
+    def label(self) -> str:
+        return "task average" if self.name == MEAN_TASK else self.name
+
+
+@dataclass(frozen=True)
+class Results:
+    """Every row of one or more runs (failed rows included) and the tasks they were probed on."""
+
+    rows: pd.DataFrame
+    tasks: tuple[str, ...]
+    runs: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.rows[equals(self.rows, "status", "ok")]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.rows[~equals(self.rows, "status", "ok")]
+
+    @property
+    def final(self) -> pd.DataFrame:
+        """Each finished unit's last checkpoint: one point per trained encoder."""
+        ok = self.ok
+        return ok[ok["is_final"].fillna(False).astype(bool)]
+
+    def metrics(self, task: str | None = None) -> list[Metric]:
+        """The accuracies to analyse: `task` alone, or every task and their average."""
+        names = [*self.tasks, MEAN_TASK]
+        if task is None:
+            return [Metric(name) for name in names]
+        if task not in names:
+            raise ReportError(f"no task {task!r} in the results; the tasks are: {', '.join(names)}")
+        return [Metric(task)]
+
+
+def equals(frame: pd.DataFrame, column: str, value: object) -> pd.Series:
+    """A plain boolean mask; a missing value is unequal (a nullable comparison would give NA)."""
+    return (frame[column] == value).fillna(False).astype(bool)
+
+
+def discover_tasks(columns: Sequence[str]) -> tuple[str, ...]:
+    return tuple(c.removeprefix("acc_") for c in columns if c.startswith("acc_") and c != f"acc_{MEAN_TASK}")
+
+
+def check_table(frame: pd.DataFrame, source: str) -> None:
+    """Raise ReportError unless `frame` is a non-empty results table of the schema this code reads."""
+    if "schema_version" not in frame:
+        raise ReportError(f"{source} has no schema_version column: it is not a salt-budget results table, "
+                          f"or one written before versioning; rerun the sweep with this salt-budget")
+    if frame.empty:
+        raise ReportError(f"{source} has no rows: no unit of the sweep has finished yet; "
+                          f"wait for the sweep (or rerun it with --resume) and report again")
+    versions = sorted({int(v) for v in frame["schema_version"].dropna()})
+    if versions != [SCHEMA_VERSION]:
+        newer = any(v > SCHEMA_VERSION for v in versions)
+        fix = "upgrade salt-budget to read it" if newer else "rerun the sweep with this salt-budget to rewrite it"
+        raise ReportError(f"{source} has schema version {', '.join(map(str, versions)) or 'none'}, this report "
+                          f"reads version {SCHEMA_VERSION}: {fix}")
+    missing = [c for c in REQUIRED if c not in frame]
+    if missing:
+        raise ReportError(f"{source} lacks the columns {', '.join(missing)}: the table is damaged or was not "
+                          f"written by salt-budget's sweep")
+    if not discover_tasks(frame.columns):
+        raise ReportError(f"{source} has no acc_<task> column: no encoder was probed on any task")
+
+
+def from_frame(frame: pd.DataFrame, source: str = "results table", runs: Sequence[Path] = ()) -> Results:
+    """Check a results table and wrap it; rows repeated across runs (same unit and checkpoint) count once."""
+    check_table(frame, source)
+    notes = []
+    duplicated = frame.duplicated(["unit_key", "step"], keep="first")
+    if duplicated.any():
+        notes.append(f"{int(duplicated.sum())} rows appear in more than one run (same unit and checkpoint) "
+                     f"and are counted once")
+        frame = frame[~duplicated]
+    if not equals(frame, "status", "ok").any():
+        reasons = frame["reason"].dropna()
+        first = f"; first reason: {reasons.iloc[0]}" if len(reasons) else ""
+        raise ReportError(f"{source}: all {len(frame)} rows are failed units, nothing to report{first}")
+    return Results(frame.reset_index(drop=True), discover_tasks(frame.columns), tuple(runs), tuple(notes))
+
+
+def read_run(run_dir: Path) -> pd.DataFrame:
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir} is not a directory: give a sweep's run folder, e.g. runs/<name>")
+    path = run_dir / "results.parquet"
+    if not path.is_file():
+        raise ReportError(f"{run_dir} has no results.parquet: it is not a sweep's run folder, or no unit has "
+                          f"finished yet (salt-budget sweep writes it as units finish)")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # pyarrow's errors derive from these
+        raise ReportError(f"{path} cannot be read ({error}); rerun the sweep with --resume to rewrite it") from None
+
+
+def load_results(run_dirs: Sequence[Path]) -> Results:
+    """One table over several runs (several budgets), each checked on its own first."""
+    if not run_dirs:
+        raise ReportError("no run folder given: name at least one, e.g. salt-budget report runs/<name>")
+    frames = []
+    for run_dir in run_dirs:
+        frame = read_run(run_dir)
+        check_table(frame, str(run_dir / "results.parquet"))
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    source = ", ".join(str(d) for d in run_dirs)
+    return from_frame(frame, source, run_dirs)
+
+
+def size_order(rows: pd.DataFrame) -> list[str]:
+    """Teacher sizes from small to large, by training FLOPs per teacher step (the table holds no
+    parameter counts, and preset names do not sort by size)."""
+    teachers = rows[equals(rows, "role", "teacher") & equals(rows, "status", "ok")]
+    per_step = (teachers["flops_teacher"].astype(float) / teachers["teacher_steps"].astype(float))
+    order = per_step.groupby(teachers["teacher_size"]).median().sort_values()
+    rest = sorted(set(rows["teacher_size"].dropna()) - set(order.index))
+    return [*order.index, *rest]

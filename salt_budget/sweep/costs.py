@@ -1,0 +1,112 @@
+"""Predicted cost of an allocation before anything trains: FLOPs (REFERENCE.md section 7) from the
+architecture and the mask generator's expected token counts, and time where a throughput was measured."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from trainers.config import from_dict, to_dict
+from trainers.data.config import DataConfig
+from trainers.flops import predictor_param_count, student_step_flops, teacher_step_flops, vit_param_count
+from trainers.masks import MaskConfig, MaskGenerator
+from trainers.models.presets import ViTSpec, encoder_spec
+from trainers.stage_config import EncoderConfig, StudentConfig, TeacherConfig
+
+# Enough sampled clips that the mean token count is stable to a fraction of a percent.
+_SAMPLED_CLIPS = 2048
+
+
+def _spec(encoder: EncoderConfig) -> ViTSpec:
+    return encoder_spec(encoder.preset, encoder.patch_size, encoder.tubelet_size)
+
+
+def token_grid(spec: ViTSpec, data: DataConfig) -> tuple[int, int, int]:
+    side = data.resolution // spec.patch_size
+    return data.frames // spec.tubelet_size, side, side
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_tokens(masks_json: str, grid: tuple[int, int, int], batch_size: int) -> tuple[float, float]:
+    masks = from_dict(MaskConfig, json.loads(masks_json))
+    generator = MaskGenerator(masks, grid)
+    rng = np.random.default_rng(0)
+    draws = min(64, max(4, math.ceil(_SAMPLED_CLIPS / batch_size)))
+    context = target = 0.0
+    for _ in range(draws):
+        mask_sets, _ = generator(batch_size, rng)
+        for mask in mask_sets:
+            context += _kept(mask.context, mask.context_valid)
+            target += _kept(mask.target, mask.target_valid)
+    return context / draws, target / draws
+
+
+def _kept(index, valid) -> float:
+    # As the training loop counts them: rows cut to the batch minimum, or their valid entries.
+    return float(index.size(1)) if valid is None else float(valid.sum(1).float().mean())
+
+
+def mask_tokens(masks: MaskConfig, grid: tuple[int, int, int], batch_size: int) -> tuple[float, float]:
+    """Expected (context, target) tokens per clip summed over the masks, as the batch cut leaves them."""
+    return _mask_tokens(json.dumps(to_dict(masks), sort_keys=True), grid, batch_size)
+
+
+def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig) -> float:
+    spec = _spec(cfg.encoder)
+    context, target = mask_tokens(cfg.masks, token_grid(spec, data), cfg.optim.batch_size)
+    pixels = 3 * spec.tubelet_size * spec.patch_size**2
+    decoder = predictor_param_count(spec.width, pixels, width=cfg.decoder.width, depth=cfg.decoder.depth)
+    return teacher_step_flops(vit_param_count(spec), decoder, context, context + target)
+
+
+def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: DataConfig) -> float:
+    spec, teacher_spec = _spec(cfg.encoder), _spec(teacher.encoder)
+    grid = token_grid(spec, data)
+    context, target = mask_tokens(cfg.masks, grid, cfg.optim.batch_size)
+    predictor = predictor_param_count(spec.width, teacher_spec.width, width=cfg.predictor.width,
+                                      depth=cfg.predictor.depth)
+    return student_step_flops(vit_param_count(spec), predictor, vit_param_count(teacher_spec), context,
+                              context + target, float(grid[0] * grid[1] * grid[2]))
+
+
+def stage_flops(per_clip: float, batch_size: int, steps: int) -> float:
+    return per_clip * batch_size * steps
+
+
+def _rate_key(kind: str, preset: str, data: dict, batch_size: int) -> tuple:
+    return kind, preset, data.get("frames"), data.get("resolution"), batch_size
+
+
+def measured_rates(runs_dir: Path) -> dict[tuple, float]:
+    """Achieved FLOP/s of earlier runs under `runs_dir` (sweeps and single stage runs), by stage, trained
+    encoder preset, frames, resolution and batch size: the median over runs of cumulative FLOPs over
+    cumulative training wall time at their last logged step."""
+    rates: dict[tuple, list[float]] = {}
+    # <runs>/<sweep>/{teachers,trials}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
+    for config_path in [*runs_dir.glob("*/*/config.yaml"), *runs_dir.glob("*/*/*/config.yaml")]:
+        metrics = config_path.with_name("metrics.jsonl")
+        try:
+            config = yaml.safe_load(config_path.read_text())
+            lines = metrics.read_text().splitlines() if metrics.is_file() else []
+            last = json.loads(lines[-1]) if lines else None
+        except (OSError, ValueError, yaml.YAMLError):
+            continue  # a run being written or a foreign file says nothing about throughput
+        kind = config.get("kind") if isinstance(config, dict) else None
+        if kind not in ("teacher", "student") or not last or not last.get("wall_s"):
+            continue
+        stage = config[kind]
+        key = _rate_key(kind, stage["encoder"]["preset"], config["data"], stage["optim"]["batch_size"])
+        rates.setdefault(key, []).append(last["flops"] / last["wall_s"])
+    return {key: statistics.median(values) for key, values in rates.items()}
+
+
+def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig, data: DataConfig,
+                      flops: float) -> float | None:
+    rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.optim.batch_size))
+    return flops / rate if rate else None

@@ -1,0 +1,101 @@
+"""The plan as a table: runs/<name>/plan.csv and the `--dry-run` printout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from salt_budget.sweep.costs import (
+    measured_rates, predicted_seconds, stage_flops, student_flops_per_clip, teacher_flops_per_clip,
+)
+from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.teachers import ladders
+
+
+def plan_frame(plan: Plan) -> pd.DataFrame:
+    """One row per allocation: predicted FLOPs by stage, relative compute and, where earlier runs in
+    the runs folder measured a FLOP rate for the same stage and shapes, predicted training seconds."""
+    data = plan.experiment.data
+    rates = measured_rates(plan.sweep_dir.parent)
+    rows = []
+    for allocation in plan.allocations:
+        student = plan.students[allocation.id]
+        teacher = student.teacher.cfg
+        flops_t = stage_flops(teacher_flops_per_clip(teacher, data), teacher.optim.batch_size, allocation.teacher_steps)
+        flops_s = stage_flops(student_flops_per_clip(student.cfg, teacher, data), student.cfg.optim.batch_size,
+                              allocation.student_steps)
+        seconds_t = predicted_seconds(rates, "teacher", teacher, data, flops_t)
+        seconds_s = predicted_seconds(rates, "student", student.cfg, data, flops_s)
+        rows.append({
+            "allocation_id": allocation.id, "budget": allocation.budget, "teacher_size": allocation.teacher_size,
+            "teacher_steps": allocation.teacher_steps, "teacher_share": allocation.teacher_share,
+            "student_size": allocation.student_size, "student_steps": allocation.student_steps,
+            "seed": allocation.seed, "teacher_key": student.teacher.key, "student_key": student.key,
+            "flops_teacher": flops_t, "flops_student": flops_s, "flops_total": flops_t + flops_s,
+            "predicted_s": seconds_t + seconds_s if seconds_t is not None and seconds_s is not None else None,
+        })
+    frame = pd.DataFrame(rows)
+    frame.insert(frame.columns.get_loc("flops_total") + 1, "relative_compute",
+                 frame["flops_total"] / frame["flops_total"].min())
+    return frame
+
+
+def teacher_steps_summary(plan: Plan) -> tuple[int, int, int]:
+    """(steps the sweep trains for its teachers, steps of its distinct teachers, steps summed over allocations)."""
+    return (sum(ladder.steps_to_train() for ladder in ladders(plan)),
+            sum(tid.steps for tid in plan.teachers), sum(a.teacher_steps for a in plan.allocations))
+
+
+def _duration(seconds: float) -> str:
+    if pd.isna(seconds):
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
+    options = plan.options
+    schedule = (f"wsd ladder, cool-down {options.cooldown_fraction:.0%} of each teacher"
+                if options.teacher_schedule == "wsd" else "cosine, one run per teacher")
+    search = "grid" if options.search == "grid" else f"optuna TPE, {options.trials} trials"
+    shown = frame.assign(
+        teacher_share=frame["teacher_share"].map("{:.3f}".format),
+        relative_compute=frame["relative_compute"].map("{:.2f}".format),
+        predicted_s=frame["predicted_s"].map(_duration),
+        **{c: frame[c].map("{:.3g}".format) for c in ("flops_teacher", "flops_student", "flops_total")},
+    ).rename(columns={"allocation_id": "allocation", "teacher_share": "share", "flops_teacher": "FLOPs T",
+                      "flops_student": "FLOPs S", "flops_total": "FLOPs total", "relative_compute": "rel",
+                      "predicted_s": "time", "teacher_steps": "T", "student_steps": "S", "teacher_size": "teacher",
+                      "student_size": "student"})
+    columns = ["allocation", "budget", "teacher", "T", "share", "student", "S", "seed", "FLOPs T", "FLOPs S",
+               "FLOPs total", "rel", "time"]
+    trained, distinct, summed = teacher_steps_summary(plan)
+    known = frame["predicted_s"].notna()
+    if known.all():
+        timing = (f"predicted training time (serial, probes not included): {_duration(frame['predicted_s'].sum())}, "
+                  f"from FLOP rates measured by earlier runs in {plan.sweep_dir.parent}")
+    else:
+        timing = (f"time '-': no earlier run in {plan.sweep_dir.parent} measured this stage at these shapes "
+                  f"(stage, encoder, frames, resolution, batch); a finished sweep fills it in for the next plan")
+    lines = [
+        f"sweep '{plan.name}' -> {plan.sweep_dir}",
+        f"{len(plan.allocations)} allocations over budgets {', '.join(map(str, dict.fromkeys(options.total_steps)))}; "
+        f"teacher schedule: {schedule}; search: {search}; student probed at {options.probe_points} checkpoints",
+        shown[columns].to_string(index=False),
+        f"FLOPs: REFERENCE.md section 7 with the mask generator's expected token counts; rel = total / the "
+        f"cheapest allocation's. Teacher steps: {trained} trained by the sweep for {len(plan.teachers)} teachers "
+        f"({distinct} if each were its own run; {summed} summed over allocations).",
+        timing,
+    ]
+    return "\n".join(lines)
+
+
+def write_plan_csv(frame: pd.DataFrame, path: Path) -> None:
+    """plan.csv lists every allocation planned in this folder: this plan's rows replace older ones."""
+    if path.is_file():
+        old = pd.read_csv(path)
+        frame = pd.concat([old[~old["allocation_id"].isin(frame["allocation_id"])], frame], ignore_index=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)

@@ -1,0 +1,114 @@
+"""One results row per (encoder, checkpoint), from what a unit left on disk: its metrics.jsonl, the
+checkpoint's loop state (cumulative FLOPs and training wall time) and the probe result."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trainers.checkpoint import load_checkpoint
+
+from salt_budget.sweep.results import FAILED_STEP, SCHEMA_VERSION
+from salt_budget.sweep.units import Allocation, StudentUnit, TeacherUnit
+
+BRANCH_FILE = "branch.json"  # in a cool-down branch's run directory: the trunk it started from
+_MASK_COLUMNS = ("context_ratio", "target_ratio", "raw_target_ratio")
+
+
+def _metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
+
+
+def history(run_dir: Path, upto: int) -> list[dict[str, Any]]:
+    """Logged steps up to `upto`; a cool-down branch's history starts with its trunk's."""
+    rows = []
+    branch = run_dir / BRANCH_FILE
+    if branch.is_file():
+        parent = json.loads(branch.read_text())
+        rows = history(Path(parent["trunk_dir"]), parent["step"])
+    return rows + [row for row in _metrics(run_dir) if row["step"] <= upto]
+
+
+def training_summary(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Final and smoothed loss (mean of the last 10% of logged losses) and the mean mask ratios."""
+    if not rows:
+        return {"loss_final": None, "loss_smoothed": None, **{c: None for c in _MASK_COLUMNS}}
+    tail = rows[-max(1, math.ceil(0.1 * len(rows))):]
+    summary: dict[str, float | None] = {
+        "loss_final": rows[-1]["loss"],
+        "loss_smoothed": sum(row["loss"] for row in tail) / len(tail),
+    }
+    for column in _MASK_COLUMNS:
+        values = [row[column] for row in rows if column in row]
+        summary[column] = sum(values) / len(values) if values else None
+    return summary
+
+
+def probe_columns(result: dict[str, Any]) -> dict[str, float]:
+    columns: dict[str, float] = {"rankme": result["rankme"]}
+    for name, task in result["tasks"].items():
+        columns[f"acc_{name}"] = task["accuracy"]
+        columns[f"train_acc_{name}"] = task["train_accuracy"]
+        columns[f"chance_{name}"] = task["chance"]
+    accuracies = [task["accuracy"] for task in result["tasks"].values()]
+    columns["acc_mean"] = sum(accuracies) / len(accuracies)
+    return columns
+
+
+def loop_state(checkpoint: Path) -> dict[str, Any]:
+    return load_checkpoint(checkpoint)["loop"]
+
+
+def _common(sweep: str, config_hash: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "sweep": sweep, "config_hash": config_hash,
+            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _teacher_columns(teacher: TeacherUnit) -> dict[str, Any]:
+    return {"teacher_key": teacher.key, "teacher_size": teacher.id.size, "teacher_steps": teacher.id.steps,
+            "teacher_schedule": teacher.cfg.optim.schedule, "seed": teacher.id.seed}
+
+
+def _allocation_columns(allocation: Allocation) -> dict[str, Any]:
+    return {"allocation_id": allocation.id, "budget": allocation.budget, "teacher_share": allocation.teacher_share,
+            "student_size": allocation.student_size, "student_steps": allocation.student_steps}
+
+
+def teacher_row(teacher: TeacherUnit, probe: dict[str, Any], *, sweep: str, config_hash: str,
+                probe_s: float) -> dict[str, Any]:
+    checkpoint = teacher.final_checkpoint
+    loop = loop_state(checkpoint)
+    return {
+        **_common(sweep, config_hash), **_teacher_columns(teacher),
+        "unit_key": teacher.key, "role": "teacher", "step": teacher.id.steps, "is_final": True,
+        "flops_teacher": loop["flops"], "flops_student": 0.0, "flops_total": loop["flops"],
+        **training_summary(history(teacher.run_dir, teacher.id.steps)), **probe_columns(probe),
+        "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
+    }
+
+
+def student_row(student: StudentUnit, step: int, probe: dict[str, Any], *, sweep: str, config_hash: str,
+                probe_s: float) -> dict[str, Any]:
+    checkpoint = student.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+    loop = loop_state(checkpoint)
+    teacher_flops = loop_state(student.teacher.final_checkpoint)["flops"]
+    return {
+        **_common(sweep, config_hash), **_teacher_columns(student.teacher), **_allocation_columns(student.allocation),
+        "unit_key": student.key, "role": "student", "step": step, "is_final": step == student.allocation.student_steps,
+        "flops_teacher": teacher_flops, "flops_student": loop["flops"], "flops_total": teacher_flops + loop["flops"],
+        **training_summary(history(student.run_dir, step)), **probe_columns(probe),
+        "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
+    }
+
+
+def failed_row(unit: TeacherUnit | StudentUnit, reason: str, *, sweep: str, config_hash: str) -> dict[str, Any]:
+    if isinstance(unit, StudentUnit):
+        columns = {**_teacher_columns(unit.teacher), **_allocation_columns(unit.allocation), "role": "student"}
+    else:
+        columns = {**_teacher_columns(unit), "role": "teacher"}
+    return {**_common(sweep, config_hash), **columns, "unit_key": unit.key, "step": FAILED_STEP,
+            "status": "failed", "reason": reason}

@@ -1,0 +1,97 @@
+"""One Ray Tune trial = one allocation: probe its teacher (the first trial that needs it does, under
+the teacher's lock), train the student against the frozen teacher, probe the student at its kept
+checkpoints, append a row per checkpoint and report each through tune.report.
+
+A trial restarted by Tune (a retry, or `--resume` after a crash) does only what is missing: the
+student trainer continues from its last checkpoint, and checkpoints that already have a row are
+reported from the table instead of being probed again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import pandas as pd
+from ray import tune
+
+from salt_budget.sweep.locks import file_lock
+from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.results import append_rows, read_results
+from salt_budget.sweep.rows import student_row
+from salt_budget.sweep.teachers import probe_teacher
+from salt_budget.sweep.units import StudentUnit
+
+# Row columns a trial reports to Tune (progress table, searcher), besides its timing.
+REPORTED = ("step", "acc_mean", "loss_smoothed", "flops_total", "rankme")
+
+
+class TeacherMissing(RuntimeError):
+    """The allocation's teacher has no final checkpoint: its training failed (see its failed row)."""
+
+
+def _plain(value: Any) -> float | None:
+    """Tune wants plain numbers; a row read back from the table holds numpy scalars and pd.NA."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _teacher_accuracy(student: StudentUnit, table: pd.DataFrame) -> float | None:
+    rows = table[(table["unit_key"] == student.teacher.key) & (table["status"] == "ok")]
+    return float(rows["acc_mean"].iloc[-1]) if len(rows) else None
+
+
+def _probe_row(student: StudentUnit, step: int, plan: Plan) -> dict[str, Any]:
+    from trainers.evaluate import probe_checkpoint
+
+    checkpoint = student.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+    started = time.perf_counter()
+    saved = student.run_dir / "probes" / f"{checkpoint.stem}.json"
+    # A probe that finished just before a crash is not run again.
+    result = json.loads(saved.read_text()) if saved.is_file() else probe_checkpoint(
+        checkpoint, plan.experiment.data, plan.experiment.probe, seed=student.allocation.seed, progress=False)[0]
+    return student_row(student, step, result, sweep=plan.name, config_hash=plan.config_hash,
+                       probe_s=time.perf_counter() - started)
+
+
+def train_and_probe(student: StudentUnit, plan: Plan, report: Callable[[dict[str, Any]], None]) -> None:
+    """The work of a trial, callable without Ray: `report(metrics)` once per student checkpoint, with
+    the seconds this call spent training and probing (a resumed trial skips what is done)."""
+    from trainers.train import train_student
+
+    entered = time.time()
+    teacher = student.teacher
+    if not teacher.final_checkpoint.is_file():
+        raise TeacherMissing(
+            f"teacher {teacher.id.size} x {teacher.id.steps} steps ({teacher.key}) has no final checkpoint: its "
+            f"training failed; see its failed row in results.parquet"
+        )
+    spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0}
+    # A search may propose one allocation twice, and allocations share teachers to probe: a second
+    # trial waits for the first, then finds the work done.
+    with file_lock(teacher.run_dir / ".lock"):
+        spent["trial_probe_s"] += probe_teacher(teacher, plan)
+    with file_lock(student.run_dir / ".lock"):
+        final = student.run_dir / "checkpoints" / f"step_{student.allocation.student_steps:08d}.pt"
+        if not final.is_file():
+            started = time.perf_counter()
+            train_student(student.cfg, plan.experiment.data, student.run_dir, seed=student.allocation.seed,
+                          progress=False)
+            spent["trial_train_s"] = time.perf_counter() - started
+        for step in student.checkpoint_steps:
+            table = read_results(plan.sweep_dir)
+            done = table[(table["unit_key"] == student.key) & (table["step"] == step) & (table["status"] == "ok")]
+            if len(done):
+                row = done.iloc[-1].to_dict()
+            else:
+                row = _probe_row(student, step, plan)
+                spent["trial_probe_s"] += row["probe_wall_s"]
+                table = append_rows(plan.sweep_dir, [row])
+            metrics = {key: _plain(row.get(key)) for key in REPORTED}
+            report({**metrics, "teacher_acc_mean": _teacher_accuracy(student, table), **spent,
+                     "entered_at": entered, "reported_at": time.time()})
+
+
+def run_trial(config: dict[str, Any], plan: Plan) -> None:
+    """The Ray Tune function trainable (bound to the plan with tune.with_parameters)."""
+    train_and_probe(plan.student_for(config), plan, tune.report)

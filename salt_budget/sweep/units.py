@@ -1,0 +1,144 @@
+"""The units a sweep trains (one teacher per size x steps x seed, one student per allocation):
+their stage configs and content keys.
+
+A key hashes everything that determines the artifact and nothing else, so a rerun, a resumed
+sweep or another sweep in the same folder finds the teacher or student it already trained.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from trainers.config import config_hash, to_dict
+from trainers.data.config import DataConfig
+from trainers.stage_config import StudentConfig, TeacherConfig
+
+from salt_budget.experiment import ExperimentConfig
+
+Schedule = Literal["wsd", "cosine"]
+
+# Loader settings change how fast clips arrive, not which clips (as trainers/evaluate.py keys its feature cache).
+LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"})
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One point of the grid: T teacher steps + S student steps = the budget."""
+
+    budget: int
+    teacher_size: str
+    teacher_steps: int
+    student_size: str
+    student_steps: int
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return (f"N{self.budget}_T{self.teacher_steps}-{self.teacher_size}"
+                f"_S{self.student_steps}-{self.student_size}_seed{self.seed}")
+
+    @property
+    def teacher_share(self) -> float:
+        return self.teacher_steps / self.budget
+
+    @property
+    def teacher_id(self) -> TeacherId:
+        return TeacherId(self.teacher_size, self.teacher_steps, self.seed)
+
+
+@dataclass(frozen=True, order=True)
+class TeacherId:
+    size: str
+    steps: int
+    seed: int
+
+
+def data_view(data: DataConfig) -> dict[str, Any]:
+    return {k: v for k, v in to_dict(data).items() if k not in LOADER_ONLY}
+
+
+def cooldown_steps(steps: int, fraction: float) -> int:
+    return max(1, int(steps * fraction + 0.5))
+
+
+def teacher_config(
+    experiment: ExperimentConfig, size: str, steps: int, schedule: Schedule, cooldown_fraction: float
+) -> TeacherConfig:
+    """The experiment's teacher at `size` trained `steps` steps. With "wsd" it cools down over the
+    last `cooldown_fraction` of its steps, so one constant-lr trunk serves every step count."""
+    cfg = copy.deepcopy(experiment.teacher)
+    cfg.encoder.preset = size
+    cfg.optim.steps = steps
+    cfg.optim.schedule = schedule
+    cfg.optim.cooldown_steps = cooldown_steps(steps, cooldown_fraction) if schedule == "wsd" else 0
+    cfg.run.checkpoint_steps = []  # a trunk adds its ladder points; they choose which files are kept, not the weights
+    return cfg
+
+
+def teacher_key(seed: int, data: DataConfig, cfg: TeacherConfig) -> str:
+    return config_hash({"kind": "teacher", "seed": seed, "data": data_view(data), "teacher": cfg})
+
+
+def probe_steps(steps: int, points: int) -> list[int]:
+    """`points` checkpoints evenly spaced along a run, the last one included."""
+    return sorted({max(1, int(steps * i / points + 0.5)) for i in range(1, points + 1)})
+
+
+def student_config(
+    experiment: ExperimentConfig, allocation: Allocation, teacher_checkpoint: Path | None, probe_points: int
+) -> StudentConfig:
+    cfg = copy.deepcopy(experiment.student)
+    cfg.encoder.preset = allocation.student_size
+    cfg.optim.steps = allocation.student_steps
+    cfg.run.checkpoint_steps = probe_steps(allocation.student_steps, probe_points)
+    cfg.teacher_checkpoint = str(teacher_checkpoint) if teacher_checkpoint else None
+    return cfg
+
+
+def student_key(seed: int, data: DataConfig, cfg: StudentConfig, teacher: str) -> str:
+    # The teacher enters by its key, not its path: the folder may move, the artifact stays the same.
+    view = to_dict(cfg)
+    view["teacher_checkpoint"] = teacher
+    return config_hash({"kind": "student", "seed": seed, "data": data_view(data), "student": view})
+
+
+@dataclass(frozen=True)
+class TeacherUnit:
+    id: TeacherId
+    key: str
+    cfg: TeacherConfig
+    run_dir: Path
+
+    @property
+    def final_checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / f"step_{self.id.steps:08d}.pt"
+
+
+@dataclass(frozen=True)
+class StudentUnit:
+    allocation: Allocation
+    key: str
+    cfg: StudentConfig
+    run_dir: Path
+    teacher: TeacherUnit
+
+    @property
+    def checkpoint_steps(self) -> list[int]:
+        return list(self.cfg.run.checkpoint_steps)
+
+
+def teacher_unit(sweep_dir: Path, experiment: ExperimentConfig, tid: TeacherId, schedule: Schedule,
+                 cooldown_fraction: float) -> TeacherUnit:
+    cfg = teacher_config(experiment, tid.size, tid.steps, schedule, cooldown_fraction)
+    key = teacher_key(tid.seed, experiment.data, cfg)
+    return TeacherUnit(tid, key, cfg, sweep_dir / "teachers" / key)
+
+
+def student_unit(sweep_dir: Path, experiment: ExperimentConfig, allocation: Allocation, teacher: TeacherUnit,
+                 probe_points: int) -> StudentUnit:
+    cfg = student_config(experiment, allocation, teacher.final_checkpoint, probe_points)
+    key = student_key(allocation.seed, experiment.data, cfg, teacher.key)
+    return StudentUnit(allocation, key, cfg, sweep_dir / "trials" / f"{allocation.id}-{key[:8]}", teacher)

@@ -1,0 +1,162 @@
+"""`salt-budget report` end to end on the fixture table: the folder it writes, the self-contained
+HTML, CSVs equal to the findings, several runs as one report, PNG notes, and one-line CLI errors."""
+
+import re
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures.results_table import results_frame, write_run
+
+from analysis import png
+from analysis.findings import compute
+from analysis.report import write_report
+from analysis.tables import from_frame
+from salt_budget.cli import main
+
+FIGURES = ("pareto", "allocation", "teacher_size", "loss_accuracy", "teacher_metrics", "student_vs_teacher")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run = write_run(tmp_path_factory.mktemp("runs") / "fixture")
+    return run, write_report([run], formats={"html", "md"})
+
+
+def test_the_report_folder(report):
+    run, written = report
+    assert written.out == run / "report"
+    names = {p.relative_to(written.out).as_posix() for p in written.files}
+    assert {"report.html", "summary.md", "tables/pareto.csv", "tables/allocation.csv", "tables/loss_fits.csv"} <= names
+    assert all(p.is_file() for p in written.files)
+
+
+def test_html_holds_every_figure_and_fetches_nothing(report):
+    _, written = report
+    page = (written.out / "report.html").read_text()
+    for name in FIGURES:
+        assert f'id="figure-{name}"' in page and f'Plotly.newPlot(                        "figure-{name}"' in page
+    assert "plotly.js v" in page and page.count("* plotly.js v") == 1  # inlined once
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page)  # nothing loaded from a file or the network
+    assert "CUDA out of memory" in page  # the summary, with the failed unit, is on the page
+
+
+def test_csvs_are_the_findings(report):
+    run, written = report
+    results = from_frame(results_frame())
+    for name, table in compute(results, results.metrics()).tables().items():
+        saved = pd.read_csv(written.out / "tables" / f"{name}.csv")
+        assert list(saved.columns) == list(table.columns) and len(saved) == len(table), name
+        for column in table:
+            mine, theirs = table[column].reset_index(drop=True), saved[column]
+            if pd.api.types.is_numeric_dtype(mine) and not pd.api.types.is_bool_dtype(mine):
+                np.testing.assert_allclose(theirs.astype(float), mine.astype(float), rtol=1e-12,
+                                           err_msg=f"{name}.{column}")
+            else:
+                as_text = [[str(v) for v in values.astype(object).fillna("")] for values in (theirs, mine)]
+                assert as_text[0] == as_text[1], f"{name}.{column}"
+
+
+def test_summary_quotes_findings_and_the_paper(report):
+    _, written = report
+    summary = (written.out / "summary.md").read_text()
+    assert "| 240 | small → small | appearance | T40 (share 0.167) | 59.8 |" in summary
+    assert "0.2 (60.0), inside the tested range" in summary  # the fixture's known optimum
+    assert "appearance: 10 of 12 final students beat their teacher" in summary
+    assert "| student | student-N240_T10-small_S230-small_seed0 |" in summary and "CUDA out of memory" in summary
+    assert "R² 0.951 (80k teacher), 0.972 (40k teacher), 0.984 (20k teacher)" in summary
+    assert "| 240k | ViT-L → ViT-L | avg of 4 (vs task average) | T40k (share 0.167) | 78.2 | 0.3 |" in summary
+
+
+def test_several_runs_make_one_report(tmp_path):
+    frame = results_frame()
+    teachers = frame["role"] == "teacher"
+    first = write_run(tmp_path / "n120", frame[teachers | (frame["budget"] == 120)])
+    second = write_run(tmp_path / "n240", frame[teachers | (frame["budget"] == 240)])  # the same teachers again
+    written = write_report([first, second], out=tmp_path / "both", task="motion", formats={"md"})
+    summary = (tmp_path / "both" / "summary.md").read_text()
+    assert "Budgets (total steps): 120, 240" in summary
+    assert "6 rows appear in more than one run (same unit and checkpoint) and are counted once" in summary
+    assert set(pd.read_csv(written.out / "tables" / "pareto.csv")["task"]) == {"motion"}
+    assert not (tmp_path / "both" / "report.html").exists()
+
+
+def test_a_baseline_role_is_drawn_and_compared(tmp_path):
+    frame = results_frame()
+    baseline = {"schema_version": 1, "sweep": "fixture", "unit_key": "vjepa2-240", "role": "vjepa2", "budget": 240,
+                "step": 240, "is_final": True, "flops_total": 5e11, "status": "ok", "acc_appearance": 0.5,
+                "acc_motion": 0.4, "acc_mean": 0.45, "chance_appearance": 0.1, "chance_motion": 0.125}
+    frame = pd.concat([frame, pd.DataFrame([baseline]).astype({c: frame[c].dtype for c in baseline})],
+                      ignore_index=True)
+    written = write_report([write_run(tmp_path / "run", frame)], task="appearance", formats={"md", "html"})
+    summary = (written.out / "summary.md").read_text()
+    assert "- appearance: vjepa2 50.0 at 5e+11 FLOPs; the best student at no more compute reaches 61.8" in summary
+    pareto = pd.read_csv(written.out / "tables" / "pareto.csv")
+    assert pareto["role"].value_counts().to_dict() == {"student": 12, "teacher": 6, "vjepa2": 1}
+    assert "vjepa2" not in set(pd.read_csv(written.out / "tables" / "pairs.csv")["role"])
+
+
+def test_a_table_of_teachers_only_reports_what_it_can(tmp_path):
+    frame = results_frame()
+    written = write_report([write_run(tmp_path / "run", frame[frame["role"] == "teacher"])], formats={"md", "html"})
+    summary = (written.out / "summary.md").read_text()
+    assert "No finished student: the data cannot say how to split the budget." in summary
+    assert "- motion: no final student with a probed teacher: the data cannot say." in summary
+    allocation = pd.read_csv(written.out / "tables" / "allocation.csv")
+    assert allocation.empty and {"budget", "best_share", "optimum_share", "task"} <= set(allocation.columns)
+
+
+def test_png_notes_instead_of_failing(report, monkeypatch, tmp_path):
+    monkeypatch.setattr(png.importlib.util, "find_spec", lambda name: None)
+    assert "kaleido is not installed" in png.unavailable()
+    monkeypatch.setattr(png.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(png, "find_chromium", lambda: None)
+    assert "none was found" in png.unavailable()
+
+    def broken(figure, path):
+        raise RuntimeError("browser closed unexpectedly\nmore detail")
+
+    monkeypatch.setattr(png, "find_chromium", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(png, "write_png", broken)
+    written = write_report([report[0]], out=tmp_path / "c", formats={"png"})
+    assert written.notes == ["PNG figures stopped at pareto: browser closed unexpectedly"]
+    assert not list((tmp_path / "c" / "figures").iterdir())
+
+
+def test_cli_writes_the_report(report, tmp_path, capsys):
+    run, _ = report
+    assert main(["report", str(run), "--out", str(tmp_path / "r"), "--format", "md,html"]) == 0
+    out = capsys.readouterr().out
+    assert f"report written to {tmp_path / 'r'}" in out and "report.html" in out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-table", "has no results.parquet"),
+    ("old-schema", "has schema version 0, this report reads version 1: rerun the sweep"),
+    ("empty", "has no rows"),
+    ("task", "no task 'colour' in the results; the tasks are: appearance, motion, mean"),
+    ("format", "unknown --format pdf: choose from html, png, md"),
+])
+def test_cli_errors_are_one_line(tmp_path, capsys, case, message):
+    frame = results_frame()
+    run = tmp_path / "run"
+    args = ["report", str(run)]
+    if case == "no-table":
+        run.mkdir()
+    else:
+        write_run(run, {"old-schema": frame.assign(schema_version=0), "empty": frame.iloc[:0]}.get(case, frame))
+    args += {"task": ["--task", "colour"], "format": ["--format", "pdf"]}.get(case, [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(png.find_chromium() is None, reason="no Chrome or Chromium on this machine")
+def test_report_renders_in_a_headless_browser(report):
+    _, written = report
+    dom = subprocess.run([png.find_chromium(), "--headless", "--disable-gpu", "--no-sandbox",
+                          "--virtual-time-budget=10000", "--dump-dom", (written.out / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    for name in FIGURES:  # plotly draws each figure as an SVG inside its div
+        assert re.search(rf'id="figure-{name}"[^>]*>.*?class="main-svg"', dom, re.S), name

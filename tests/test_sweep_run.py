@@ -1,0 +1,209 @@
+"""The sweep running: the results table (atomic appends, dedup, failed rows), a 3-allocation micro
+sweep on Ray Tune end to end, a rerun that trains nothing, a killed sweep resumed to the same
+table, and trials that fail for good."""
+
+import hashlib
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from salt_budget.cli import main
+from salt_budget.experiment import load_experiment
+from salt_budget.sweep.plan import SweepOptions, build_plan
+from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
+from salt_budget.sweep.trial import TeacherMissing, train_and_probe
+
+# The micro setup of tests/test_training.py (nano encoders, 4 frames of 32 px: a (2, 4, 4) token grid,
+# masks that fit it, batch 4) and a 2-epoch probe, as experiment overrides.
+BLOCKS = "[{num_blocks: 2, spatial_scale: [0.15, 0.15]}, {num_blocks: 1, spatial_scale: [0.5, 0.5]}]"
+MICRO = [
+    "data.synthetic.train=24", "data.synthetic.val=12", "data.synthetic.frames=8", "data.synthetic.size=32",
+    "data.frames=4", "data.resolution=32", "data.workers=0",
+    "teacher.decoder={width: 32, depth: 1, heads: 1}", "student.predictor={width: 32, depth: 1, heads: 1}",
+    f"teacher.masks.blocks={BLOCKS}", f"student.masks.blocks={BLOCKS}",
+    *(f"{stage}.optim.{key}" for stage in ("teacher", "student")
+      for key in ("batch_size=4", "warmup_steps=2", "grad_clip=1.0")),
+    "teacher.run.log_every=1", "student.run.log_every=1", "student.run.checkpoint_every=3",
+    "probe.epochs=2", "probe.batch_size=8",
+]
+# Budget 24 with teachers of 4, 8 and 12 steps: one trunk of 12 steps, branches cooling down 1 and 2 steps.
+SWEEP = ["sweep", "--total-steps", "24", "--teacher-steps", "4", "8", "12", "--teacher-sizes", "nano",
+         "--student-size", "nano", "--name", "micro"]
+ROWS = 3 + 3 * 4  # three teachers, three students probed at four checkpoints
+
+
+def overrides(runs: Path, cache: Path, *extra: str) -> list[str]:
+    return [*MICRO, f"runs_dir={runs}", f"data.cache_dir={cache}", *extra]
+
+
+def fingerprint(sweep_dir: Path) -> dict[str, str]:
+    """Checksums of what training and probing write: a rerun that does nothing leaves them as they were."""
+    files = [p for kind in ("teachers", "trials") for p in (sweep_dir / kind).rglob("*")
+             if p.parent.name in ("checkpoints", "probes") or p.name == "metrics.jsonl"]
+    return {str(p.relative_to(sweep_dir)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
+
+
+def row(unit, step, status="ok", acc=0.5, **extra):
+    return {"unit_key": unit, "step": step, "role": "student", "status": status, "acc_motion": acc, **extra}
+
+
+# -- the results table -------------------------------------------------------------------------------
+
+def test_appends_replace_rows_of_the_same_unit_and_checkpoint(tmp_path):
+    append_rows(tmp_path, [row("a", 5), row("a", 10)])
+    table = append_rows(tmp_path, [row("a", 10, acc=0.7), row("b", 5)])  # a resumed unit re-appends step 10
+    assert sorted(zip(table.unit_key, table.step)) == [("a", 5), ("a", 10), ("b", 5)]
+    assert table.set_index(["unit_key", "step"]).loc[("a", 10), "acc_motion"] == 0.7
+    assert read_results(tmp_path).equals(table)
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.lock", "results.csv", "results.parquet"]
+
+
+def test_a_failed_unit_has_one_row_until_it_succeeds(tmp_path):
+    append_rows(tmp_path, [row("a", FAILED_STEP, status="failed", reason="OOM")])
+    table = append_rows(tmp_path, [row("a", FAILED_STEP, status="failed", reason="OOM again")])
+    assert len(table) == 1 and table.reason.iloc[0] == "OOM again"
+    table = append_rows(tmp_path, [row("a", 5)])
+    assert table.status.tolist() == ["ok"] and table.step.tolist() == [5]
+
+
+def _append_many(folder: str, worker: int) -> None:
+    for i in range(10):
+        append_rows(Path(folder), [row(f"w{worker}", i)])
+
+
+def test_concurrent_appends_lose_nothing(tmp_path):
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_append_many, args=(str(tmp_path), w)) for w in range(3)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+    assert len(read_results(tmp_path)) == 30
+
+
+def test_a_trial_whose_teacher_failed_says_so(tmp_path):
+    experiment = load_experiment(None, overrides(tmp_path / "runs", tmp_path / "cache"))
+    plan = build_plan(experiment, SweepOptions(total_steps=(24,), teacher_steps=(4,), teacher_sizes=("nano",),
+                                               student_size="nano"))
+    with pytest.raises(TeacherMissing, match="has no final checkpoint: its training failed"):
+        train_and_probe(next(iter(plan.students.values())), plan, report=print)
+
+
+# -- Ray: the sweep end to end ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def micro_sweep(tmp_path_factory, cache):
+    runs = tmp_path_factory.mktemp("runs")
+    started = time.perf_counter()
+    code = main([*SWEEP, *overrides(runs, cache)])
+    wall = time.perf_counter() - started
+    print(f"micro sweep (3 allocations) wall time: {wall:.1f} s")
+    return code, runs / "micro", wall
+
+
+def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro_sweep):
+    code, sweep_dir, _ = micro_sweep
+    assert code == 0
+    table = read_results(sweep_dir)
+    assert len(table) == ROWS and not table.duplicated(["unit_key", "step"]).any()
+    assert (table.status == "ok").all()
+    teachers, students = table[table.role == "teacher"], table[table.role == "student"]
+    assert sorted(teachers.teacher_steps) == [4, 8, 12]
+    assert students.groupby("allocation_id").step.apply(list).to_dict() == {
+        "N24_T4-nano_S20-nano_seed0": [5, 10, 15, 20], "N24_T8-nano_S16-nano_seed0": [4, 8, 12, 16],
+        "N24_T12-nano_S12-nano_seed0": [3, 6, 9, 12]}
+    for column in ("acc_appearance", "acc_motion", "train_acc_motion", "rankme", "loss_final", "loss_smoothed",
+                   "context_ratio", "train_wall_s", "flops_total"):
+        assert table[column].notna().all(), column
+    assert table[["acc_appearance", "acc_motion"]].stack().between(0, 1).all()
+    assert (students.budget == 24).all() and (students.teacher_steps + students.student_steps == 24).all()
+    assert (table.flops_total == table.flops_teacher + table.flops_student).all()
+    # The ladder: one 12-step trunk, branches of 1 and 2 cool-down steps; 15 teacher steps, not 4 + 8 + 12.
+    logged = {path.parent.name: len(path.read_text().splitlines())
+              for path in (sweep_dir / "teachers").glob("*/metrics.jsonl")}
+    assert sorted(logged.values()) == [1, 2, 12] and sum(logged.values()) == 12 + 1 + 2
+    assert len(list((sweep_dir / "trials").iterdir())) == 3
+    # Predicted FLOPs (plan.csv, before training) against the loop's measured count.
+    plan = pd.read_csv(sweep_dir / "plan.csv").set_index("allocation_id")
+    final = students[students.is_final].set_index("allocation_id")
+    assert final.flops_total.to_numpy() == pytest.approx(plan.loc[final.index, "flops_total"].to_numpy(), rel=0.05)
+    assert (sweep_dir / "config.yaml").is_file() and (sweep_dir / "results.csv").is_file()
+
+
+def test_a_rerun_trains_nothing_and_adds_no_rows(micro_sweep, cache, capsys):
+    _, sweep_dir, _ = micro_sweep
+    before, table = fingerprint(sweep_dir), read_results(sweep_dir)
+    assert main([*SWEEP, *overrides(sweep_dir.parent, cache)]) == 2  # without --resume: refused, not redone
+    assert "add --resume" in capsys.readouterr().err
+    assert main([*SWEEP, "--resume", *overrides(sweep_dir.parent, cache)]) == 0
+    assert fingerprint(sweep_dir) == before
+    after = read_results(sweep_dir)
+    assert len(after) == ROWS and after[["unit_key", "step"]].equals(table[["unit_key", "step"]])
+    assert "0 trained by this run" in capsys.readouterr().out
+
+
+def test_an_optuna_search_over_trained_allocations_stores_its_study_and_adds_nothing(micro_sweep, cache, capsys):
+    _, sweep_dir, _ = micro_sweep
+    before = fingerprint(sweep_dir)
+    assert main([*SWEEP, "--search", "optuna", "--trials", "2", *overrides(sweep_dir.parent, cache)]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 allocations finished" in out or "1 of 1 allocations finished" in out  # TPE may propose one twice
+    assert "best final student: N24_T" in out
+    [experiment] = [d for d in (sweep_dir / "ray").iterdir() if list(d.glob("searcher-state-*.pkl"))]
+    assert len(list(experiment.glob("run_trial_*"))) == 2
+    assert fingerprint(sweep_dir) == before and len(read_results(sweep_dir)) == ROWS
+
+
+COMPARED = ["loss_final", "loss_smoothed", "flops_teacher", "flops_student", "acc_appearance", "acc_motion", "rankme"]
+
+
+def test_a_killed_sweep_resumes_to_the_table_of_an_uninterrupted_one(micro_sweep, cache, tmp_path):
+    _, reference_dir, _ = micro_sweep
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "salt_budget.cli", *SWEEP, *overrides(runs, cache)]
+    # Its own session, so that killing it takes the Ray processes it started along.
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (read_results(runs / "micro").role == "student").any():
+            assert process.poll() is None and time.monotonic() < deadline, "the sweep ended before any student row"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    killed = read_results(runs / "micro")
+    assert 0 < len(killed) < ROWS
+    time.sleep(1)  # let the orphaned Ray workers notice their raylet is gone
+    assert main([*SWEEP, "--resume", *overrides(runs, cache)]) == 0
+    resumed = read_results(runs / "micro").set_index(["unit_key", "step"]).sort_index()
+    reference = read_results(reference_dir).set_index(["unit_key", "step"]).sort_index()
+    assert resumed.index.equals(reference.index) and not resumed.index.duplicated().any()
+    pd.testing.assert_frame_equal(resumed[COMPARED], reference[COMPARED], rtol=1e-6)
+
+
+def test_trials_that_fail_for_good_get_a_failed_row_and_the_sweep_finishes(cache, tmp_path, capsys):
+    # More clips per batch than the data set holds: every student trial fails, the teachers do not.
+    args = ["sweep", "--total-steps", "24", "--teacher-steps", "4", "8", "--teacher-sizes", "nano", "--student-size",
+            "nano", "--probe-points", "1", "--max-failures", "1", "--name", "failing",
+            *overrides(tmp_path, cache, "student.optim.batch_size=64")]
+    assert main(args) == 1
+    table = read_results(tmp_path / "failing")
+    failed = table[table.status == "failed"]
+    assert (table[table.role == "teacher"].status == "ok").sum() == 2
+    assert len(failed) == 2 and (failed.role == "student").all() and (failed.step == FAILED_STEP).all()
+    assert failed.reason.str.contains("batch_size 64 exceeds the 24 training clips").all()
+    assert "FAILED after 2 attempt(s)" in capsys.readouterr().out
