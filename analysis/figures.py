@@ -18,10 +18,11 @@ from plotly.subplots import make_subplots
 from analysis.allocation import CURVE, curve_value
 from analysis.findings import LOSS, TEACHER_METRICS, Findings
 from analysis.pareto import front_steps
-from analysis.tables import CONFIG_COLUMNS, MEAN_TASK, Metric
+from analysis.tables import COLLAPSE_COLUMNS, CONFIG_COLUMNS, MEAN_TASK, Metric, baseline_name
 
 PALETTE = qualitative.Plotly
 ROLE_SYMBOL = {"student": "circle", "teacher": "diamond"}  # any other role (a baseline) is a square
+COLLAPSED_SYMBOL = "x"  # a baseline run flagged collapsed
 FADED = 0.25  # dominated points: visible, but the front reads first
 PANEL_HEIGHT = 380
 
@@ -94,14 +95,18 @@ def pareto_figure(findings: Findings, metrics: list[Metric], sizes: list[str], c
     shown: set[str] = set()
     for i, metric in enumerate(metrics):
         panel = table[table["task"] == metric.name]
-        for (role, size), group in panel.groupby(["role", "teacher_size"], dropna=False, sort=False):
-            name = {"student": f"student of a {size} teacher", "teacher": f"{size} teacher alone"}.get(role, str(role))
+        collapsed = panel["collapsed"].fillna(False).astype(bool) if "collapsed" in panel else False
+        for (role, size, down), group in panel.assign(_down=collapsed).groupby(
+                ["role", "teacher_size", "_down"], dropna=False, sort=False):
+            name = {"student": f"student of a {size} teacher", "teacher": f"{size} teacher alone"}.get(
+                role, f"{baseline_name(role)} baseline" + (" (collapsed)" if down else ""))
+            symbol = COLLAPSED_SYMBOL if down else ROLE_SYMBOL.get(role, "square")
             for on_front, part in group.groupby("on_front", sort=False):
                 figure.add_trace(go.Scatter(
                     x=part["flops_total"], y=_pct(part["accuracy"]), mode="markers", name=name, legendgroup=name,
-                    showlegend=name not in shown, hovertext=_hover(part, ("flops_total", "accuracy")),
-                    hoverinfo="text", marker=dict(color=colours.get(size, "grey"), size=9,
-                                                  symbol=ROLE_SYMBOL.get(role, "square"),
+                    showlegend=name not in shown,
+                    hovertext=_hover(part, ("flops_total", "accuracy", *COLLAPSE_COLUMNS)),
+                    hoverinfo="text", marker=dict(color=colours.get(size, "black"), size=9, symbol=symbol,
                                                   opacity=1.0 if on_front else FADED)), **_cell(i, cols))
                 shown.add(name)
         xs, ys = front_steps(panel["flops_total"].to_numpy(), panel["accuracy"].to_numpy(),
@@ -110,13 +115,14 @@ def pareto_figure(findings: Findings, metrics: list[Metric], sizes: list[str], c
                                     name="Pareto front", legendgroup="front", showlegend=i == 0, hoverinfo="skip"),
                          **_cell(i, cols))
         _chance_line(figure, chance, metric, _cell(i, cols))
-    figure.update_xaxes(type="log", title_text="total training FLOPs (teacher + student)")
+    figure.update_xaxes(type="log", title_text="total training FLOPs (teacher + student; a baseline's own)")
     figure.update_yaxes(title_text="accuracy (%)")
     return Figure("pareto", title,
-                  "Each unit's final checkpoint (students and teachers alone). Black step line: the Pareto front, "
-                  "the best accuracy reached with at most that much compute; faded points are dominated. Colour: "
-                  "teacher size; circles are students, diamonds teachers alone, squares other roles (baselines).",
-                  figure, ("pareto",))
+                  "Each unit's final checkpoint (students, teachers alone and baselines). Black step line: the Pareto "
+                  "front, the best accuracy reached with at most that much compute; faded points are dominated. "
+                  "Colour: teacher size; circles are students, diamonds teachers alone, black squares baselines "
+                  "trained the whole budget (their FLOPs include the EMA encoder's forward), crosses baselines whose "
+                  "targets collapsed.", figure, ("pareto",))
 
 
 def _curve_name(key: tuple) -> str:
@@ -214,33 +220,39 @@ def loss_figure(findings: Findings, metrics: list[Metric]) -> Figure:
         defined = fit is not None and not pd.isna(fit["r2"])
         titles.append(f"{metric.label}: pooled R² {fit['r2']:.2f}, ρ {fit['spearman']:+.2f}" if defined
                       else f"{metric.label}: pooled fit undefined")
-    title = "Student loss against accuracy, over checkpoints"
+    title = "Student (and baseline) loss against accuracy, over checkpoints"
     figure, cols = _panels(title, titles)
     colours = _colours(list(dict.fromkeys(points["teacher"]))) if len(points) else {}
     for i, metric in enumerate(metrics):
         panel = points[points["task"] == metric.name]
         for teacher, group in panel.groupby("teacher", sort=False):
             colour = colours[teacher]
+            student = group["role"].iloc[0] == "student"
+            name = f"teacher {teacher}" if student else f"{teacher} baseline (its own loss)"
             figure.add_trace(go.Scatter(
-                x=group["loss"], y=_pct(group["accuracy"]), mode="markers", name=f"teacher {teacher}",
-                legendgroup=teacher, showlegend=i == 0, marker=dict(color=colour, size=8),
+                x=group["loss"], y=_pct(group["accuracy"]), mode="markers", name=name,
+                legendgroup=teacher, showlegend=i == 0, marker=dict(color=colour, size=8,
+                                                                   symbol="circle" if student else "square"),
                 hovertext=_hover(group, ("loss", "accuracy")), hoverinfo="text"), **_cell(i, cols))
             fit = fits[(fits["task"] == metric.name) & (fits["teacher"] == teacher)].iloc[0]
             if not pd.isna(fit["slope"]):
                 xs, ys = _fit_line(fit, group["loss"])
-                figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour), legendgroup=teacher,
-                                            showlegend=False, hoverinfo="text",
-                                            hovertext=[f"teacher {teacher}: {_stats(fit)}"] * 2), **_cell(i, cols))
+                figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, dash=None if student
+                                                                                else "dot"),
+                                            legendgroup=teacher, showlegend=False, hoverinfo="text",
+                                            hovertext=[f"{name}: {_stats(fit)}"] * 2), **_cell(i, cols))
         pooled = fits[(fits["task"] == metric.name) & (fits["teacher"] == "pooled")]
         if len(pooled) and not pd.isna(pooled["slope"].iloc[0]):
-            xs, ys = _fit_line(pooled.iloc[0], panel["loss"])
+            xs, ys = _fit_line(pooled.iloc[0], panel.loc[panel["role"] == "student", "loss"])
             figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="pooled fit", legendgroup="pooled",
                                         showlegend=i == 0, line=dict(color="black", dash="dash"), hoverinfo="text",
                                         hovertext=[f"pooled: {_stats(pooled.iloc[0])}"] * 2), **_cell(i, cols))
     figure.update_xaxes(title_text=f"student training loss at the checkpoint ({LOSS})")
     figure.update_yaxes(title_text="accuracy (%)")
     return Figure("loss_accuracy", title,
-                  "Every probed student checkpoint. Lines: least-squares fits per teacher and pooled (dashed). R²: "
+                  "Every probed student checkpoint. Lines: least-squares fits per teacher and pooled over the "
+                  "students (dashed). Squares and dotted line: a baseline's checkpoints against its own loss (another "
+                  "objective, not pooled; the paper finds the V-JEPA 2 loss does not track accuracy). R²: "
                   "variance explained; ρ: Spearman rank correlation (negative when lower loss goes with higher "
                   "accuracy); LOO: mean absolute error predicting each checkpoint from a line through the others. "
                   "Loss: the mean of the last 10% of logged losses up to the checkpoint (one batch's loss is too "

@@ -12,10 +12,13 @@ from dataclasses import dataclass, fields
 import pandas as pd
 
 from analysis.allocation import allocation_findings, allocation_points
+from analysis.baselines import baseline_comparison
 from analysis.pairs import student_teacher_pairs, teacher_label
 from analysis.pareto import pareto_mask
-from analysis.regression import grouped_fits
-from analysis.tables import CONFIG_COLUMNS, Metric, Results, equals, size_order
+from analysis.regression import fit_line, grouped_fits
+from analysis.tables import (
+    COLLAPSE_COLUMNS, CONFIG_COLUMNS, Metric, Results, baseline_label, equals, is_baseline, size_order,
+)
 
 # The student-loss axis: the mean of the last 10% of logged losses up to the checkpoint. The last
 # logged loss alone is one batch's, too noisy to rank checkpoints at small batch sizes.
@@ -28,14 +31,15 @@ FAILED_COLUMNS = ["sweep", "role", "unit_key", "allocation_id", "teacher_size", 
 
 @dataclass(frozen=True)
 class Findings:
-    pareto: pd.DataFrame  # final encoders of every role, on_front per task
+    pareto: pd.DataFrame  # final encoders of every role (baselines with their collapse signal), on_front per task
     allocation_points: pd.DataFrame  # final students, one point per allocation (mean over seeds)
     allocation: pd.DataFrame  # per curve: best allocation, gaps, fitted optimum
     pairs: pd.DataFrame  # final students beside their teachers
-    loss_points: pd.DataFrame  # student checkpoints: loss and accuracy
-    loss_fits: pd.DataFrame  # per teacher and pooled
+    loss_points: pd.DataFrame  # student and baseline checkpoints: loss and accuracy
+    loss_fits: pd.DataFrame  # per teacher, pooled over students, and per baseline run (role column)
     teacher_points: pd.DataFrame  # teacher-side metric against student accuracy
     teacher_fits: pd.DataFrame  # per budget and pooled
+    baselines: pd.DataFrame  # each final baseline beside SALT's best student of its budget and seed
     failed: pd.DataFrame  # failed units, listed
     unfinished: pd.DataFrame  # student units with checkpoints but no final one yet
 
@@ -56,7 +60,8 @@ def _long(frame: pd.DataFrame, metrics: list[Metric], keep: list[str], name: str
 
 
 def _pareto(results: Results, metrics: list[Metric]) -> pd.DataFrame:
-    table = _long(results.final, metrics, [*_config(results.final), "flops_total"])
+    collapse = [c for c in COLLAPSE_COLUMNS if c in results.final]
+    table = _long(results.final, metrics, [*_config(results.final), "flops_total", *collapse])
     table["on_front"] = False
     for _, panel in table.groupby("task", sort=False):
         table.loc[panel.index, "on_front"] = pareto_mask(panel["flops_total"].to_numpy(), panel["accuracy"].to_numpy())
@@ -82,16 +87,25 @@ def _pairs(pairs: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
 
 
 def _loss(results: Results, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Students grouped by teacher and pooled; each baseline run on its own (its loss is another objective's,
+    on another scale, so it never joins the pooled fit). The `teacher` column names the group."""
     students = results.ok[equals(results.ok, "role", "student")]
     rank = {size: i for i, size in enumerate(size_order(results.rows))}
     students = students.assign(teacher=teacher_label(students), loss=students[LOSS].astype(float),
                                _size=students["teacher_size"].map(rank))
     students = students.sort_values(["_size", "teacher_steps", "seed", "step"], kind="stable")
-    points = _long(students, metrics, [*_config(students), "is_final", "teacher", "loss"])
+    baselines = results.ok[is_baseline(results.ok)]
+    baselines = baselines.assign(teacher=baseline_label(baselines), loss=baselines[LOSS].astype(float))
+    baselines = baselines.sort_values(["teacher", "budget", "step"], kind="stable")
+    keep = ["is_final", "teacher", "loss"]
+    points = _long(students, metrics, [*_config(students), *keep])
+    extra = _long(baselines, metrics, [*_config(baselines), *keep])
     # Per metric, not per group of points: a metric without points still gets its (undefined) pooled fit.
-    fits = [grouped_fits(points[points["task"] == m.name], "loss", "accuracy", by="teacher").assign(task=m.name)
-            for m in metrics]
-    return points, _concat(fits)
+    fits = [grouped_fits(points[points["task"] == m.name], "loss", "accuracy", by="teacher").assign(
+        task=m.name, role="student") for m in metrics]
+    fits += [pd.DataFrame([{"teacher": label, **fit_line(group["loss"], group["accuracy"]).as_row()}]).assign(
+        task=task, role=group["role"].iloc[0]) for (task, label), group in extra.groupby(["task", "teacher"], sort=False)]
+    return (points if extra.empty else pd.concat([points, extra], ignore_index=True)), _concat(fits)
 
 
 def _teacher_side(pairs: pd.DataFrame, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -121,5 +135,6 @@ def compute(results: Results, metrics: list[Metric]) -> Findings:
     loss_points, loss_fits = _loss(results, metrics)
     teacher_points, teacher_fits = _teacher_side(pairs, metrics)
     failed = results.failed[[c for c in FAILED_COLUMNS if c in results.failed]].reset_index(drop=True)
-    return Findings(_pareto(results, metrics), allocation_points_table, allocation, pairs, loss_points, loss_fits,
-                    teacher_points, teacher_fits, failed, _unfinished(results))
+    pareto = _pareto(results, metrics)
+    return Findings(pareto, allocation_points_table, allocation, pairs, loss_points, loss_fits,
+                    teacher_points, teacher_fits, baseline_comparison(pareto), failed, _unfinished(results))

@@ -10,9 +10,7 @@ from analysis import reference
 from analysis.allocation import FIT_SHARES, allocation_findings, rank_allocations
 from analysis.findings import LOSS, Findings
 from analysis.markdown import NA, missing, num, pct, share, steps, table
-from analysis.tables import MEAN_TASK, Metric, Results, equals
-
-ROLES = ("teacher", "student")
+from analysis.tables import COLLAPSE_STD, MEAN_TASK, Metric, Results, baseline_label, baseline_name, equals, is_baseline
 
 
 def _headline(metrics: list[Metric]) -> Metric:
@@ -41,12 +39,14 @@ def _overview(results: Results, metrics: list[Metric], sizes: list[str]) -> list
     return lines + [f"- {note}." for note in results.notes]
 
 
-def _at_or_below_chance(results: Results, metric: Metric) -> tuple[int, int, float]:
-    """Final students at or below the probe's chance level on `metric`: (count, students, mean chance)."""
-    students = results.final[equals(results.final, "role", "student")]
+def _at_or_below_chance(results: Results, metric: Metric, baselines: bool = False) -> tuple[int, int, float]:
+    """Final students (or baseline runs) at or below the probe's chance level on `metric`: (count, of how many,
+    mean chance)."""
+    final = results.final
+    chosen = final[is_baseline(final)] if baselines else final[equals(final, "role", "student")]
     tasks = results.tasks if metric.name == MEAN_TASK else (metric.name,)
-    chance = students[[f"chance_{t}" for t in tasks if f"chance_{t}" in students]].mean(axis=1)
-    return int((students[metric.column] <= chance).sum()), len(students), float(chance.mean())
+    chance = chosen[[f"chance_{t}" for t in tasks if f"chance_{t}" in chosen]].mean(axis=1)
+    return int((chosen[metric.column] <= chance).sum()), len(chosen), float(chance.mean())
 
 
 def _glance(results: Results, findings: Findings, metrics: list[Metric]) -> list[str]:
@@ -79,11 +79,30 @@ def _glance(results: Results, findings: Findings, metrics: list[Metric]) -> list
     if len(pairs):
         lines.append(f"- {int(pairs['beats_teacher'].sum())} of {len(pairs)} final students beat their teacher "
                      f"(paper: {reference.STUDENTS_BEAT_TEACHERS}).")
+    for _, r in findings.baselines[findings.baselines["task"] == head.name].iterrows():
+        lines.append(f"- {_versus(r)}")
     low, students, chance = _at_or_below_chance(results, head)
     if low:
         lines.append(f"- Caution: {low} of {students} final students are at or below chance ({pct(chance)}%): "
                      "differences among them are noise, not findings.")
     return lines
+
+
+def _collapsed(value: object) -> bool:
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+def _versus(r: pd.Series, label: str = "") -> str:
+    """SALT's best allocation against a baseline at the same budget, in accuracy and in FLOPs."""
+    budget = f"Budget {r['budget']}" + (f" ({label})" if label else "")
+    base = f"{r['baseline']}'s {pct(r['accuracy'])}% at {r['flops_total']:.3g} FLOPs" + (
+        " (collapsed)" if _collapsed(r.get("collapsed")) else "")
+    if missing(r["salt_accuracy"]):
+        return f"{budget}: {base}; no finished SALT student of this budget and seed to set against it."
+    gap = pct(abs(r["gap"]))
+    versus = "level with it" if gap == pct(0) else f"{gap} points {'above' if r['gap'] > 0 else 'below'}"
+    return (f"{budget}: SALT's best allocation {r['salt_allocation']} reaches {pct(r['salt_accuracy'])}% "
+            f"at {r['salt_flops_total']:.3g} FLOPs against {base}: {versus}, at {r['flops_ratio']:.2f}x its FLOPs.")
 
 
 def _failures(findings: Findings) -> list[str]:
@@ -95,7 +114,8 @@ def _failures(findings: Findings) -> list[str]:
         lines += [f"{len(failed)} unit(s) failed; they are absent from every figure and finding below:", "",
                   table(["role", "unit", "allocation", "teacher", "reason"],
                         [[r.role, r.unit_key, r.allocation_id if not missing(r.allocation_id) else "-",
-                          f"{r.teacher_size} T{r.teacher_steps}", r.reason] for r in failed.itertuples()]), ""]
+                          "-" if missing(r.teacher_steps) else f"{r.teacher_size} T{r.teacher_steps}", r.reason]
+                         for r in failed.itertuples()]), ""]
     if len(unfinished):
         lines += [f"{len(unfinished)} student unit(s) have checkpoints but no final one yet (a sweep still running, "
                   "or stopped): their checkpoints count in the loss fits only.", "",
@@ -122,7 +142,7 @@ def _encoder(row) -> str:
         return f"N{row.budget} T{row.teacher_steps} {row.teacher_size} + S{row.student_steps} {row.student_size}"
     if row.role == "teacher":
         return f"teacher {row.teacher_size} T{row.teacher_steps} alone"
-    return f"{row.role} {row.unit_key}"
+    return f"{baseline_name(row.role)} N{row.budget} {row.student_size}"
 
 
 def _optimum(row: pd.Series) -> str:
@@ -201,16 +221,17 @@ def _loss(findings: Findings, metrics: list[Metric]) -> list[str]:
     fits = findings.loss_fits
     lines = ["", "## Does the student's loss predict its accuracy? (over checkpoints)", "",
              f"x: the student's training loss at each probed checkpoint ({LOSS}: the mean of the last 10% of logged "
-             "losses); y: accuracy. A loss that picks checkpoints has a negative Spearman ρ, a high R² and a small "
-             "leave-one-out (LOO) error.", ""]
+             "losses; a baseline's own loss for its rows, never pooled with the students'); y: accuracy. A loss that "
+             "picks checkpoints has a negative Spearman ρ, a high R² and a small leave-one-out (LOO) error.", ""]
     if fits.empty:
         return lines + ["No student checkpoint was probed: the data cannot say."]
     label = {m.name: m.label for m in metrics}
     rows = [[r["teacher"], label[r["task"]], *_fit_cells(r)] for _, r in fits.iterrows()]
-    lines += [table(["teacher", "task", "checkpoints", "R²", "Spearman ρ", "slope (pts per unit loss)",
+    lines += [table(["teacher (or baseline)", "task", "checkpoints", "R²", "Spearman ρ", "slope (pts per unit loss)",
                      "LOO error (pts)"], rows), ""]
+    students = fits[fits["role"] == "student"]
     for metric in metrics:
-        per_teacher = fits[(fits["task"] == metric.name) & (fits["teacher"] != "pooled")]
+        per_teacher = students[(students["task"] == metric.name) & (students["teacher"] != "pooled")]
         defined = per_teacher.dropna(subset=["spearman"])
         if per_teacher.empty:
             continue
@@ -218,7 +239,25 @@ def _loss(findings: Findings, metrics: list[Metric]) -> list[str]:
                      f"{(defined['spearman'] < 0).sum()} "
                      f"of {len(per_teacher)} teachers ({len(per_teacher) - len(defined)} undefined).")
     paper = ", ".join(f"{r2} ({steps(t)} teacher)" for t, r2 in reference.LOSS_R2_SSV2)
-    return lines + [f"- Paper (SSv2, student loss against accuracy over checkpoints, per teacher): R² {paper}."]
+    lines.append(f"- Paper (SSv2, student loss against accuracy over checkpoints, per teacher): R² {paper}.")
+    return lines + _baseline_loss(fits, metrics)
+
+
+def _baseline_loss(fits: pd.DataFrame, metrics: list[Metric]) -> list[str]:
+    """Whether a baseline's loss tracks its accuracy, beside SALT's pooled fit."""
+    lines = []
+    for _, r in fits[(fits["role"] != "student") & (fits["task"] == _headline(metrics).name)].iterrows():
+        pooled = fits[(fits["role"] == "student") & (fits["task"] == r["task"]) & (fits["teacher"] == "pooled")]
+        salt = f"SALT students pooled: R² {num(pooled['r2'].iloc[0])}" if len(pooled) else "no SALT fit"
+        if missing(r["spearman"]):
+            reading = f"no fit ({r['note']})"
+        else:
+            tracks = "lower loss goes with higher accuracy" if r["spearman"] < 0 else \
+                "lower loss does not go with higher accuracy"
+            reading = f"R² {num(r['r2'])}, Spearman ρ {num(r['spearman'], '+.3f')}: {tracks}"
+        lines.append(f"- {r['teacher']} ({_headline(metrics).label}), its own loss over {r['n']} checkpoints: {reading}; "
+                     f"{salt}. Paper: the V-JEPA 2 loss is known not to track accuracy (its target moves).")
+    return lines
 
 
 def _teacher_side(findings: Findings, metrics: list[Metric]) -> list[str]:
@@ -295,28 +334,59 @@ def _beats(findings: Findings, metrics: list[Metric]) -> list[str]:
     return lines + [f"- Paper: {reference.STUDENTS_BEAT_TEACHERS}."]
 
 
-def _baselines(findings: Findings, metrics: list[Metric]) -> list[str]:
-    pareto = findings.pareto
-    others = pareto[~pareto["role"].isin(ROLES)]
-    if others.empty:
+def _baselines(results: Results, findings: Findings, metrics: list[Metric]) -> list[str]:
+    comparison = findings.baselines
+    if comparison.empty:
         return []
-    lines = ["", "## Baselines", ""]
-    students = pareto[equals(pareto, "role", "student")]
-    for metric in metrics:
-        for _, base in others[others["task"] == metric.name].iterrows():
-            cheaper = students[(students["task"] == metric.name) & (students["flops_total"] <= base["flops_total"])]
-            best = cheaper.loc[cheaper["accuracy"].idxmax()] if cheaper["accuracy"].notna().any() else None
-            versus = (f"the best student at no more compute reaches {pct(best['accuracy'])} at "
-                      f"{best['flops_total']:.3g}"
-                      if best is not None else "no student used less compute")
-            lines.append(f"- {metric.label}: {base['role']} {pct(base['accuracy'])} at {base['flops_total']:.3g} "
-                         f"FLOPs; "
-                         f"{versus}.")
-    flops, *accuracy = reference.VJEPA2_240K
-    lines.append(f"- Paper (Table 16): V-JEPA 2 at {flops:.3g} FLOPs: " + ", ".join(
-        f"{b} {a}" for b, a in zip(reference.BENCHMARKS, accuracy, strict=True))
-        + "; every SALT allocation there uses less compute.")
+    lines = ["", "## Baselines: SALT against them at the same budget", "",
+             "Each baseline trains the student's encoder for the whole budget N (matched total steps) on the same data "
+             "and masks; its FLOPs are its own, the EMA encoder's forward (2ND on every token) included. SALT: the "
+             "most accurate final student of the same budget and seed (teacher + student FLOPs). Gap: SALT - "
+             "baseline in points; FLOPs: SALT's / the baseline's.", ""]
+    label = {m.name: m.label for m in metrics}
+    rows = [[r["budget"], label[r["task"]], r["baseline"], pct(r["accuracy"]), f"{r['flops_total']:.3g}",
+             NA if missing(r["salt_accuracy"]) else r["salt_allocation"], pct(r["salt_accuracy"]),
+             NA if missing(r["salt_flops_total"]) else f"{r['salt_flops_total']:.3g}",
+             NA if missing(r["gap"]) else f"{r['gap'] * 100:+.1f}", num(r["flops_ratio"], ".2f")]
+            for _, r in comparison.iterrows()]
+    lines += [table(["budget", "task", "baseline", "accuracy", "FLOPs", "SALT's best allocation", "accuracy", "FLOPs",
+                     "gap (pts)", "FLOPs SALT / baseline"], rows), ""]
+    head = _headline(metrics)
+    for _, r in comparison[comparison["task"] == head.name].iterrows():
+        cheaper = ("no student used no more compute" if missing(r["cheaper_accuracy"]) else
+                   f"the best student at no more compute (any budget) is {r['cheaper_allocation']}, "
+                   f"{pct(r['cheaper_accuracy'])}% at {r['cheaper_flops_total']:.3g} FLOPs")
+        lines.append(f"- {_versus(r, head.label)} {cheaper[0].upper()}{cheaper[1:]}.")
+    return lines + _collapse(results) + [_paper_baseline()]
+
+
+def _collapse(results: Results) -> list[str]:
+    """The collapse signal of every baseline run: target std at its final checkpoint, RankMe at each probed one."""
+    runs = results.ok[is_baseline(results.ok)]
+    if "target_std" not in runs or runs["target_std"].isna().all():
+        return ["- Collapse: this table has no target std (written before the baseline logged it)."]
+    runs = runs.assign(label=baseline_label(runs)).sort_values(["label", "budget", "step"], kind="stable")
+    lines = [f"- Collapse signal: target std, the per-channel standard deviation of the layer-normalised EMA targets "
+             f"over a batch's tokens, averaged over channels (0 when every token has the same target; mean over the "
+             f"last 10% of logged steps), and RankMe of the probed features; a run with target std below "
+             f"{COLLAPSE_STD:g} is flagged `collapsed` in the results table."]
+    flagged = []
+    for (name, budget), run in runs.groupby(["label", "budget"], sort=False):
+        final = run.iloc[-1]
+        rankme = ", ".join(f"{r['rankme']:.1f} (step {r['step']})" for _, r in run.iterrows())
+        flagged += [f"{name} N{budget}"] if _collapsed(final.get("collapsed")) else []
+        lines.append(f"  - {name} N{budget}: target std {num(final['target_std'])} at step {final['step']}; RankMe "
+                     f"{rankme}{'; COLLAPSED' if _collapsed(final.get('collapsed')) else ''}.")
+    lines.append(f"- Collapsed: {', '.join(flagged)}: their accuracies measure a collapsed encoder." if flagged
+                 else f"- No baseline run collapsed (every final target std is at least {COLLAPSE_STD:g}).")
     return lines
+
+
+def _paper_baseline() -> str:
+    flops, *accuracy = reference.VJEPA2_240K
+    return (f"- Paper (Table 16): V-JEPA 2 at {flops:.3g} FLOPs: " + ", ".join(
+        f"{b} {a}" for b, a in zip(reference.BENCHMARKS, accuracy, strict=True))
+        + "; every SALT allocation there uses less compute and reaches more.")
 
 
 def _lattice_step(values: pd.Series) -> float:
@@ -351,6 +421,10 @@ def _limits(results: Results, findings: Findings, metrics: list[Metric]) -> list
         if low:
             lines.append(f"- {metric.label}: {low} of {count} final students are at or below chance ({pct(chance)}%): "
                          "differences among them are noise.")
+        low, count, chance = _at_or_below_chance(results, metric, baselines=True)
+        if low:
+            lines.append(f"- {metric.label}: {low} of {count} final baseline runs are at or below chance "
+                         f"({pct(chance)}%): SALT's gaps to them are noise too.")
     allocation = findings.allocation
     if len(allocation):
         undefined = int(allocation["optimum_share"].isna().sum())
@@ -376,6 +450,6 @@ def write_summary(results: Results, findings: Findings, metrics: list[Metric], s
         _overview(results, metrics, sizes), _glance(results, findings, metrics), _failures(findings),
         _front(findings, metrics), _allocation(findings, metrics), _loss(findings, metrics),
         _teacher_side(findings, metrics), _teacher_size(findings, metrics, sizes), _beats(findings, metrics),
-        _baselines(findings, metrics), _limits(results, findings, metrics),
+        _baselines(results, findings, metrics), _limits(results, findings, metrics),
     ]
     return "\n".join(line for section in sections for line in section) + "\n"

@@ -14,6 +14,12 @@ import pandas as pd
 
 SCHEMA_VERSION = 1
 MEAN_TASK = "mean"  # acc_mean, the task average, is selectable like a task
+SALT_ROLES = ("teacher", "student")  # every other role is a baseline trained on its own
+BASELINE_NAMES = {"vjepa2": "V-JEPA 2"}
+# A baseline's collapse signal (optional columns: tables from before the baseline lack them). The threshold
+# is trainers/vjepa2.py's, which flags `collapsed` when the sweep writes the row; tests check the two agree.
+COLLAPSE_COLUMNS = ("target_std", "collapsed")
+COLLAPSE_STD = 0.1
 
 # Columns the analysis reads; the rest of the table is carried along untouched.
 REQUIRED = (
@@ -163,3 +169,20 @@ def size_order(rows: pd.DataFrame) -> list[str]:
     order = per_step.groupby(teachers["teacher_size"]).median().sort_values()
     rest = sorted(set(rows["teacher_size"].dropna()) - set(order.index))
     return [*order.index, *rest]
+
+
+def baseline_name(role: str) -> str:
+    return BASELINE_NAMES.get(role, role)
+
+
+def is_baseline(rows: pd.DataFrame) -> pd.Series:
+    return (rows["role"].notna() & ~rows["role"].isin(SALT_ROLES)).astype(bool)
+
+
+def baseline_label(rows: pd.DataFrame) -> pd.Series:
+    """A baseline run's name in figures and tables, e.g. "V-JEPA 2 tiny"; the seed where seeds differ. One
+    label spans the budgets: its checkpoints are read together, as a student's teacher's are."""
+    label = rows["role"].map(baseline_name) + " " + rows["student_size"].astype(str)
+    if rows["seed"].nunique() > 1:
+        label = label + " seed" + rows["seed"].astype("Int64").astype(str)
+    return label

@@ -78,11 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", dest="json_out", default=None, help="also write the results to this JSON file")
     bench.set_defaults(handler=_cmd_data_bench)
 
-    train = commands.add_parser("train", help="train one stage: the V-Pixel teacher or the SALT student")
-    train.add_argument("stage", choices=["teacher", "student"])
+    train = commands.add_parser(
+        "train", help="train one stage: the V-Pixel teacher, the SALT student or the V-JEPA 2 baseline (EMA target)")
+    train.add_argument("stage", choices=["teacher", "student", "vjepa2"])
     _add_experiment_args(train)
     train.add_argument("--run-dir", default=None,
-                       help="run directory (default: <runs_dir>/<name>/teachers|students/<config hash>); "
+                       help="run directory (default: <runs_dir>/<name>/teachers|students|baselines/<config hash>); "
                             "an existing one is continued from its last checkpoint")
     train.add_argument("--teacher", default=None, help="frozen teacher checkpoint (student stage)")
     train.add_argument("--init-from", default=None,
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("checkpoint", help="checkpoint file, or 'random' for a randomly initialised encoder")
     _add_experiment_args(probe)
-    probe.add_argument("--encoder", choices=["teacher", "student"], default="student",
+    probe.add_argument("--encoder", choices=["teacher", "student", "vjepa2"], default="student",
                        help="with 'random': which stage's encoder config to build (default student)")
     probe.add_argument("--single-frame", action="store_true",
                        help="feed the centre frame repeated: what the encoder can tell without motion")
@@ -137,7 +138,8 @@ def _add_sweep_parser(commands) -> None:
         "sweep", help="train every teacher/student split of a step budget (T + S = N) on Ray Tune",
         description="Plan every allocation T + S = N, train each distinct teacher once (a checkpoint ladder with "
         "the wsd schedule), then one Ray Tune trial per allocation (student, probes at several checkpoints); "
-        "rows go to runs/<name>/results.parquet. Default teacher shares: 1/12, 1/6, 1/3, 1/2.",
+        "rows go to runs/<name>/results.parquet; --baselines adds baseline runs trained for each whole budget. "
+        "Default teacher shares: 1/12, 1/6, 1/3, 1/2.",
     )
     several = dict(nargs="+", action=_ValuesThenOverrides)
     sweep.add_argument("--total-steps", convert=int, required=True, metavar="N", **several,
@@ -163,6 +165,9 @@ def _add_sweep_parser(commands) -> None:
                        help="wsd: each teacher's cool-down as a share of its steps (default 0.2)")
     sweep.add_argument("--probe-points", type=int, default=4,
                        help="student checkpoints probed, evenly spaced, the final one included (default 4)")
+    sweep.add_argument("--baselines", default=(), metavar="METHOD", **several,
+                       help="also train each baseline for every budget N and seed, N steps, probed at as many "
+                            "checkpoints as a student: vjepa2 (the V-JEPA 2 recipe, EMA target)")
     sweep.add_argument("--name", default=None, help="run folder runs/<name> (default: the experiment's name)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the plan with predicted FLOPs and time; train nothing")
@@ -172,7 +177,8 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument("--gpus-per-trial", type=float, default=None,
                        help="GPUs per trial, a fraction shares one (default 1 where the cluster has GPUs, else 0)")
     sweep.add_argument("--max-failures", type=int, default=1,
-                       help="retries of a failed trial or teacher task, each from its last checkpoint (default 1)")
+                       help="retries of a failed trial, teacher or baseline task, each from its last checkpoint "
+                            "(default 1)")
     sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted experiment overrides")
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -280,22 +286,25 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+_STAGE_FOLDERS = {"teacher": "teachers", "student": "students", "vjepa2": "baselines"}
+
+
 def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
     from trainers.config import config_hash
 
     key = config_hash({"seed": cfg.seed, "data": cfg.data, stage: stage_cfg})
-    return Path(cfg.runs_dir) / cfg.name / f"{stage}s" / key
+    return Path(cfg.runs_dir) / cfg.name / _STAGE_FOLDERS[stage] / key
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from trainers.train import train_student, train_teacher
+    from trainers.train import train_student, train_teacher, train_vjepa2
 
     cfg = _load(args)
     if args.stage == "student" and args.teacher:
         cfg.student.teacher_checkpoint = str(Path(args.teacher).resolve())
-    stage_cfg = cfg.teacher if args.stage == "teacher" else cfg.student
+    stage_cfg = getattr(cfg, args.stage)
     run_dir = Path(args.run_dir) if args.run_dir else _stage_run_dir(cfg, args.stage, stage_cfg)
-    trainer = train_teacher if args.stage == "teacher" else train_student
+    trainer = {"teacher": train_teacher, "student": train_student, "vjepa2": train_vjepa2}[args.stage]
     print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
     final = trainer(stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
     print(f"final checkpoint: {final}")
@@ -331,8 +340,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.checkpoint == "random":
         from trainers.encoders import encoder_description
 
-        stage_cfg = cfg.teacher if args.encoder == "teacher" else cfg.student
-        description = encoder_description(stage_cfg.encoder, cfg.data)
+        description = encoder_description(getattr(cfg, args.encoder).encoder, cfg.data)
         out_dir = Path(args.out) if args.out else Path(cfg.runs_dir) / cfg.name
         result, out = probe_random_init(description, cfg.data, cfg.probe, out_dir, seed=cfg.seed)
     else:
@@ -352,7 +360,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         teacher_steps=args.teacher_steps, teacher_fractions=args.teacher_fractions,
         student_size=args.student_size, seeds=args.seeds, search=args.search, trials=args.trials,
         teacher_schedule=args.teacher_schedule, cooldown_fraction=args.cooldown_fraction,
-        probe_points=args.probe_points,
+        probe_points=args.probe_points, baselines=args.baselines,
     )
     overrides = [*getattr(args, "late_overrides", []), *args.overrides]
     plan = build_plan(load_experiment(args.experiment, overrides), options)

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from trainers.config import load_config
 from trainers.data.config import DataConfig
-from trainers.stage_config import ProbeConfig, StudentConfig, TeacherConfig
+from trainers.stage_config import ProbeConfig, StudentConfig, TeacherConfig, VJEPA2Config
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    vjepa2: VJEPA2Config = field(default_factory=VJEPA2Config)  # the baseline (`train vjepa2`, `sweep --baselines`)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 

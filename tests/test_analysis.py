@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures.results_table import OPTIMUM_SHARE, results_frame
+from fixtures.results_table import MOTION_OFFSET, OPTIMUM_SHARE, final_accuracy, results_frame
 
 from analysis.allocation import RANKING, allocation_findings, fit_share_curve, rank_allocations
 from analysis.findings import compute
 from analysis.pareto import front_steps, pareto_mask
 from analysis.regression import fit_line, grouped_fits, loo_mae, r_squared, spearman
 from analysis.summary import write_summary
-from analysis.tables import SCHEMA_VERSION, ReportError, from_frame, size_order
+from analysis.tables import COLLAPSE_STD, SCHEMA_VERSION, ReportError, from_frame, size_order
 
 # -- Pareto -------------------------------------------------------------------------------------------
 
@@ -135,10 +135,11 @@ def test_allocation_ranking_gaps_and_ties():
 # -- tables --------------------------------------------------------------------------------------------
 
 
-def test_schema_version_matches_the_sweep():
+def test_schema_version_and_collapse_threshold_match_the_sweep():
     from salt_budget.sweep.results import SCHEMA_VERSION as WRITTEN
+    from trainers.vjepa2 import COLLAPSE_STD as FLAGGED
 
-    assert SCHEMA_VERSION == WRITTEN
+    assert SCHEMA_VERSION == WRITTEN and COLLAPSE_STD == FLAGGED
 
 
 def test_table_checks_name_the_problem():
@@ -201,6 +202,38 @@ def test_summary_says_when_the_data_cannot_support_a_claim():
     assert "n/a (undefined: 1 point, a fit needs 3)" in summary  # one checkpoint per teacher
     assert "One teacher size: the data cannot say how teacher size matters." in summary
     assert "One seed per allocation" in summary
+    assert "nan" not in summary.lower()
+
+
+def test_baselines_join_the_front_and_face_salts_best_allocation_of_their_budget():
+    results = from_frame(results_frame(baselines=True))
+    metrics = results.metrics()
+    findings = compute(results, metrics)
+    base = findings.pareto[findings.pareto["role"] == "vjepa2"]
+    # At 240 steps the baseline beats every student for less than the best one costs; at 120 it is dominated.
+    assert base.groupby("budget")["on_front"].all().to_dict() == {120: False, 240: True}
+    assert base.groupby("budget")["collapsed"].all().to_dict() == {120: True, 240: False}
+    mean = findings.baselines[findings.baselines["task"] == "mean"].set_index("budget")
+    salt = final_accuracy("large", 1 / 6) - MOTION_OFFSET / 2  # the large teacher at share 1/6, either budget
+    assert mean["salt_allocation"].tolist() == ["N120_T20-large_S100-small_seed0", "N240_T40-large_S200-small_seed0"]
+    assert mean["gap"].tolist() == pytest.approx([salt - 0.45, salt - 0.58])
+    assert mean["flops_ratio"].tolist() == pytest.approx([180e9 / 156e9, 360e9 / 312e9])
+    assert mean.loc[240, "cheaper_allocation"] == "N120_T20-large_S100-small_seed0"
+    # Its loss has its own fit, outside the students' pooled one.
+    fits = findings.loss_fits[findings.loss_fits["task"] == "mean"].set_index("teacher")
+    assert fits.loc["V-JEPA 2 small", "role"] == "vjepa2" and fits.loc["V-JEPA 2 small", "spearman"] > 0
+    assert fits.loc["pooled", "n"] == 36  # students only
+    summary = write_summary(results, findings, metrics, size_order(results.rows))
+    assert ("- Budget 120: SALT's best allocation N120_T20-large_S100-small_seed0 reaches 56.8% at 1.8e+11 FLOPs "
+            "against V-JEPA 2 small's 45.0% at 1.56e+11 FLOPs (collapsed): 11.8 points above, at 1.15x its FLOPs."
+            in summary)
+    assert ("Budget 240 (task average): SALT's best allocation N240_T40-large_S200-small_seed0 reaches 56.8% at 3.6e+11 "
+            "FLOPs against V-JEPA 2 small's 58.0% at 3.12e+11 FLOPs: 1.2 points below, at 1.15x its FLOPs." in summary)
+    assert "Pareto front: 7 encoders; teacher: 4, student: 2, vjepa2: 1." in summary
+    assert "V-JEPA 2 N240 small (58.0 at 3.12e+11 FLOPs)" in summary
+    assert "a run with target std below 0.1 is flagged `collapsed`" in summary
+    assert "- Collapsed: V-JEPA 2 small N120" in summary and "RankMe 3.0 (step 40)" in summary
+    assert "its own loss over 6 checkpoints: R² 0.149, Spearman ρ +0.478: lower loss does not go with higher" in summary
     assert "nan" not in summary.lower()
 
 

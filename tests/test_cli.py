@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 from salt_budget.cli import main
@@ -31,6 +32,9 @@ def test_quick_experiment_is_the_tiny_default_shrunk():
     quick = load_experiment(ROOT / "experiments" / "quick.yaml")
     assert (quick.name, quick.data.frames, quick.data.synthetic.train, quick.probe.epochs) == ("quick", 8, 400, 10)
     assert quick.teacher.encoder == ExperimentConfig().teacher.encoder  # the rest keeps the tiny values
+    # A partial section keeps its stage's defaults: the baseline stays on the V-JEPA 2 recipe.
+    assert quick.vjepa2.optim == replace(ExperimentConfig().vjepa2.optim, warmup_steps=10)
+    assert quick.student.optim == replace(ExperimentConfig().student.optim, warmup_steps=10)
 
 
 def test_data_check_lists_a_missing_clip(tmp_path, capsys, small_synth):

@@ -80,6 +80,22 @@ def test_defaults_and_nested_construction() -> None:
     assert cfg.train.lr == 3e-4 and cfg.train.epochs == 10
 
 
+@dataclass
+class StageCfg:
+    """Two sections of one class with different defaults, as the stages' optim sections."""
+
+    short: TrainCfg = field(default_factory=lambda: TrainCfg(lr=1e-3, epochs=2))
+    long: TrainCfg = field(default_factory=TrainCfg)
+
+
+def test_a_partial_section_keeps_its_parents_defaults() -> None:
+    cfg = from_dict(StageCfg, {"short": {"amp": False}, "long": {"amp": False}})
+    assert (cfg.short.lr, cfg.short.epochs, cfg.short.amp) == (1e-3, 2, False)  # not TrainCfg's own 1e-4 and 10
+    assert (cfg.long.lr, cfg.long.epochs) == (1e-4, 10)
+    # A given dict replaces the default one; it does not merge into it.
+    assert from_dict(StageCfg, {"short": {"loss_weights": {"a": 2}}}).short.loss_weights == {"a": 2.0}
+
+
 def test_optional_literal_dict_any() -> None:
     cfg = from_dict(
         ExperimentCfg,

@@ -20,7 +20,7 @@ FIGURES = ("pareto", "allocation", "teacher_size", "loss_accuracy", "teacher_met
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    run = write_run(tmp_path_factory.mktemp("runs") / "fixture")
+    run = write_run(tmp_path_factory.mktemp("runs") / "fixture", results_frame(baselines=True))
     return run, write_report([run], formats={"html", "md"})
 
 
@@ -40,11 +40,13 @@ def test_html_holds_every_figure_and_fetches_nothing(report):
     assert "plotly.js v" in page and page.count("* plotly.js v") == 1  # inlined once
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page)  # nothing loaded from a file or the network
     assert "CUDA out of memory" in page  # the summary, with the failed unit, is on the page
+    # The baseline on the Pareto and loss figures, its collapsed run marked.
+    assert "V-JEPA 2 baseline (collapsed)" in page and "V-JEPA 2 small baseline (its own loss)" in page
 
 
 def test_csvs_are_the_findings(report):
     run, written = report
-    results = from_frame(results_frame())
+    results = from_frame(results_frame(baselines=True))
     for name, table in compute(results, results.metrics()).tables().items():
         saved = pd.read_csv(written.out / "tables" / f"{name}.csv")
         assert list(saved.columns) == list(table.columns) and len(saved) == len(table), name
@@ -84,14 +86,20 @@ def test_several_runs_make_one_report(tmp_path):
 
 def test_a_baseline_role_is_drawn_and_compared(tmp_path):
     frame = results_frame()
+    # A sparse row: no loss, no collapse signal.
     baseline = {"schema_version": 1, "sweep": "fixture", "unit_key": "vjepa2-240", "role": "vjepa2", "budget": 240,
-                "step": 240, "is_final": True, "flops_total": 5e11, "status": "ok", "acc_appearance": 0.5,
-                "acc_motion": 0.4, "acc_mean": 0.45, "chance_appearance": 0.1, "chance_motion": 0.125}
+                "student_size": "small", "seed": 0, "step": 240, "is_final": True, "flops_total": 5e11,
+                "status": "ok", "acc_appearance": 0.5, "acc_motion": 0.4, "acc_mean": 0.45, "chance_appearance": 0.1,
+                "chance_motion": 0.125}
     frame = pd.concat([frame, pd.DataFrame([baseline]).astype({c: frame[c].dtype for c in baseline})],
                       ignore_index=True)
     written = write_report([write_run(tmp_path / "run", frame)], task="appearance", formats={"md", "html"})
     summary = (written.out / "summary.md").read_text()
-    assert "- appearance: vjepa2 50.0 at 5e+11 FLOPs; the best student at no more compute reaches 61.8" in summary
+    assert ("- Budget 240 (appearance): SALT's best allocation N240_T40-large_S200-small_seed0 reaches 61.8% at "
+            "3.6e+11 FLOPs against V-JEPA 2 small's 50.0% at 5e+11 FLOPs: 11.8 points above, at 0.72x its FLOPs. The "
+            "best student at no more compute (any budget) is N120_T20-large_S100-small_seed0, 61.8% at 1.8e+11 FLOPs."
+            in summary)
+    assert "- Collapse: this table has no target std" in summary and "nan" not in summary.lower()
     pareto = pd.read_csv(written.out / "tables" / "pareto.csv")
     assert pareto["role"].value_counts().to_dict() == {"student": 12, "teacher": 6, "vjepa2": 1}
     assert "vjepa2" not in set(pd.read_csv(written.out / "tables" / "pairs.csv")["role"])

@@ -154,6 +154,33 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_baselines_are_one_run_per_budget_and_seed_for_the_whole_budget(tmp_path):
+    experiment = load_experiment(None, [f"runs_dir={tmp_path}", *TINY, *SHORT_WARMUP, "vjepa2.optim.warmup_steps=5"])
+    plan = plan_of(experiment, total_steps=(120, 240), teacher_steps=(20, 40), seeds=(0, 1), baselines=("vjepa2",))
+    assert sorted(plan.baselines) == ["N120_vjepa2-tiny_seed0", "N120_vjepa2-tiny_seed1", "N240_vjepa2-tiny_seed0",
+                                      "N240_vjepa2-tiny_seed1"]
+    unit = plan.baselines["N240_vjepa2-tiny_seed0"]
+    assert (unit.cfg.optim.steps, unit.checkpoint_steps, unit.cfg.optim.schedule) == (240, [60, 120, 180, 240], "wsd")
+    assert unit.cfg.optim.betas == (0.9, 0.999) and unit.cfg.momentum == (0.99925, 0.99925)
+    assert len({u.key for u in plan.baselines.values()}) == 4 and unit.run_dir.parent == plan.sweep_dir / "baselines"
+    # The same run is found again by a plan with other allocations.
+    assert plan_of(experiment, total_steps=(240,), teacher_steps=(80,), baselines=("vjepa2",)).baselines[
+        unit.id].key == unit.key
+    text = format_plan(plan, plan_frame(plan))
+    assert "4 baseline run(s)" in text and "EMA encoder's forward" in text and "N240_vjepa2-tiny_seed1" in text
+    assert "like for like" not in text
+    unlike = load_experiment(None, [f"runs_dir={tmp_path}", *TINY, *SHORT_WARMUP, "vjepa2.optim.warmup_steps=5",
+                                    "vjepa2.optim.batch_size=8"])
+    plan = plan_of(unlike, total_steps=(120,), baselines=("vjepa2",))
+    assert "note: the baseline's optim.batch_size differs from the student's" in format_plan(plan, plan_frame(plan))
+    with pytest.raises(PlanError, match="--baselines mae: unknown baseline; choose from vjepa2"):
+        plan_of(experiment, total_steps=(120,), baselines=("mae",))
+    with pytest.raises(PlanError, match=r"baseline N60_vjepa2-tiny_seed0: warmup_steps must lie in \[0, steps=60\].*"
+                                        r"lower vjepa2.optim.warmup_steps"):
+        plan_of(load_experiment(None, [f"runs_dir={tmp_path}", *TINY, *SHORT_WARMUP]), total_steps=(60,),
+                teacher_steps=(10,), baselines=("vjepa2",))
+
+
 def test_cli_refusals_are_one_line(tmp_path, capsys):
     assert main(["sweep", "--total-steps", "100", "--teacher-steps", "150", f"runs_dir={tmp_path}", *TINY]) == 2
     err = capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The sweep running: the results table (atomic appends, dedup, failed rows), a 3-allocation micro
-sweep on Ray Tune end to end, a rerun that trains nothing, a killed sweep resumed to the same
-table, and trials that fail for good."""
+sweep with the V-JEPA 2 baseline on Ray end to end, a rerun that trains nothing, a killed sweep
+resumed to the same table, and trials that fail for good."""
 
 import hashlib
 import multiprocessing
@@ -13,12 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from salt_budget.cli import main
 from salt_budget.experiment import load_experiment
-from salt_budget.sweep.plan import SweepOptions, build_plan
+from salt_budget.sweep.costs import vjepa2_flops_per_clip
+from salt_budget.sweep.plan import PlanError, SweepOptions, build_plan
 from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
+from salt_budget.sweep.runner import prepare_sweep_dir
 from salt_budget.sweep.trial import TeacherMissing, train_and_probe
+from trainers.checkpoint import load_checkpoint
+from trainers.config import to_dict
 
 # The micro setup of tests/test_training.py (nano encoders, 4 frames of 32 px: a (2, 4, 4) token grid,
 # masks that fit it, batch 4) and a 2-epoch probe, as experiment overrides.
@@ -27,16 +32,20 @@ MICRO = [
     "data.synthetic.train=24", "data.synthetic.val=12", "data.synthetic.frames=8", "data.synthetic.size=32",
     "data.frames=4", "data.resolution=32", "data.workers=0",
     "teacher.decoder={width: 32, depth: 1, heads: 1}", "student.predictor={width: 32, depth: 1, heads: 1}",
-    f"teacher.masks.blocks={BLOCKS}", f"student.masks.blocks={BLOCKS}",
+    "vjepa2.predictor={width: 32, depth: 1, heads: 1}",
+    *(f"{stage}.masks.blocks={BLOCKS}" for stage in ("teacher", "student", "vjepa2")),
     *(f"{stage}.optim.{key}" for stage in ("teacher", "student")
       for key in ("batch_size=4", "warmup_steps=2", "grad_clip=1.0")),
-    "teacher.run.log_every=1", "student.run.log_every=1", "student.run.checkpoint_every=3",
+    "vjepa2.optim.batch_size=4", "vjepa2.optim.warmup_steps=2",
+    *(f"{stage}.run.log_every=1" for stage in ("teacher", "student", "vjepa2")),
+    "student.run.checkpoint_every=3", "vjepa2.run.checkpoint_every=3",
     "probe.epochs=2", "probe.batch_size=8",
 ]
-# Budget 24 with teachers of 4, 8 and 12 steps: one trunk of 12 steps, branches cooling down 1 and 2 steps.
+# Budget 24 with teachers of 4, 8 and 12 steps: one trunk of 12 steps, branches cooling down 1 and 2 steps;
+# the baseline trains all 24 steps.
 SWEEP = ["sweep", "--total-steps", "24", "--teacher-steps", "4", "8", "12", "--teacher-sizes", "nano",
-         "--student-size", "nano", "--name", "micro"]
-ROWS = 3 + 3 * 4  # three teachers, three students probed at four checkpoints
+         "--student-size", "nano", "--baselines", "vjepa2", "--name", "micro"]
+ROWS = 3 + 3 * 4 + 4  # three teachers, three students and the baseline probed at four checkpoints
 
 
 def overrides(runs: Path, cache: Path, *extra: str) -> list[str]:
@@ -45,7 +54,7 @@ def overrides(runs: Path, cache: Path, *extra: str) -> list[str]:
 
 def fingerprint(sweep_dir: Path) -> dict[str, str]:
     """Checksums of what training and probing write: a rerun that does nothing leaves them as they were."""
-    files = [p for kind in ("teachers", "trials") for p in (sweep_dir / kind).rglob("*")
+    files = [p for kind in ("teachers", "trials", "baselines") for p in (sweep_dir / kind).rglob("*")
              if p.parent.name in ("checkpoints", "probes") or p.name == "metrics.jsonl"]
     return {str(p.relative_to(sweep_dir)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
 
@@ -97,6 +106,20 @@ def test_a_trial_whose_teacher_failed_says_so(tmp_path):
         train_and_probe(next(iter(plan.students.values())), plan, report=print)
 
 
+def test_a_sweep_folder_older_than_a_config_section_is_continued(tmp_path):
+    plan = build_plan(load_experiment(None, overrides(tmp_path / "runs", tmp_path / "cache")),
+                      SweepOptions(total_steps=(24,), teacher_steps=(4,), teacher_sizes=("nano",), student_size="nano"))
+    saved = to_dict(plan.experiment)
+    del saved["vjepa2"]  # written before the baseline existed
+    plan.sweep_dir.mkdir(parents=True)
+    (plan.sweep_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    prepare_sweep_dir(plan)
+    assert yaml.safe_load((plan.sweep_dir / "config.yaml").read_text()) == to_dict(plan.experiment)
+    (plan.sweep_dir / "config.yaml").write_text(yaml.safe_dump({**saved, "seed": 1}))
+    with pytest.raises(PlanError, match="differs in seed"):
+        prepare_sweep_dir(plan)
+
+
 # -- Ray: the sweep end to end ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -110,7 +133,7 @@ def micro_sweep(tmp_path_factory, cache):
     started = time.perf_counter()
     code = main([*SWEEP, *overrides(runs, cache)])
     wall = time.perf_counter() - started
-    print(f"micro sweep (3 allocations) wall time: {wall:.1f} s")
+    print(f"micro sweep (3 allocations and a baseline) wall time: {wall:.1f} s")
     return code, runs / "micro", wall
 
 
@@ -143,6 +166,30 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
     assert (sweep_dir / "config.yaml").is_file() and (sweep_dir / "results.csv").is_file()
 
 
+def test_the_baseline_trains_the_whole_budget_with_its_own_rows(micro_sweep, cache):
+    _, sweep_dir, _ = micro_sweep
+    table = read_results(sweep_dir)
+    baseline = table[table.role == "vjepa2"]
+    assert baseline.step.tolist() == [6, 12, 18, 24] and baseline.is_final.tolist() == [False] * 3 + [True]
+    assert (baseline.allocation_id == "N24_vjepa2-nano_seed0").all() and (baseline.budget == 24).all()
+    assert (baseline.student_size == "nano").all() and (baseline.student_steps == 24).all()
+    assert baseline[["teacher_key", "teacher_size", "teacher_steps", "teacher_share"]].isna().all().all()
+    assert baseline.rankme.notna().all() and baseline.target_std.between(0.1, 1).all()
+    assert not baseline.collapsed.any() and table[table.role != "vjepa2"].collapsed.isna().all()
+    # Its FLOPs are its own, the EMA forward included, and match the plan's prediction.
+    assert (baseline.flops_teacher == 0).all() and (baseline.flops_total == baseline.flops_student).all()
+    plan = build_plan(load_experiment(None, overrides(sweep_dir.parent, cache)),
+                      SweepOptions(total_steps=(24,), teacher_steps=(4,), teacher_sizes=("nano",), student_size="nano",
+                                   baselines=("vjepa2",)))
+    [unit] = plan.baselines.values()
+    per_clip = vjepa2_flops_per_clip(unit.cfg, plan.experiment.data)
+    assert baseline.flops_total.iloc[-1] == pytest.approx(per_clip * 4 * 24, rel=0.05)
+    assert unit.key == baseline.unit_key.iloc[0]  # the plan finds the run it trained
+    payload = load_checkpoint(sweep_dir / "baselines" / f"{unit.id}-{unit.key[:8]}" / "checkpoints" /
+                              "step_00000024.pt")
+    assert payload["kind"] == "vjepa2" and {"encoder_state", "online_state"} <= set(payload)
+
+
 def test_a_rerun_trains_nothing_and_adds_no_rows(micro_sweep, cache, capsys):
     _, sweep_dir, _ = micro_sweep
     before, table = fingerprint(sweep_dir), read_results(sweep_dir)
@@ -167,7 +214,8 @@ def test_an_optuna_search_over_trained_allocations_stores_its_study_and_adds_not
     assert fingerprint(sweep_dir) == before and len(read_results(sweep_dir)) == ROWS
 
 
-COMPARED = ["loss_final", "loss_smoothed", "flops_teacher", "flops_student", "acc_appearance", "acc_motion", "rankme"]
+COMPARED = ["loss_final", "loss_smoothed", "flops_teacher", "flops_student", "acc_appearance", "acc_motion", "rankme",
+            "target_std"]
 
 
 def test_a_killed_sweep_resumes_to_the_table_of_an_uninterrupted_one(micro_sweep, cache, tmp_path):

@@ -193,7 +193,15 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
     for f in _init_fields(cls):
         sub = f"{path}.{f.name}" if path else f.name
         if f.name in data:
-            kwargs[f.name] = _coerce(data[f.name], hints[f.name], sub, source)
+            value = data[f.name]
+            if f.default_factory is not dataclasses.MISSING and isinstance(value, Mapping):
+                default = f.default_factory()
+                if dataclasses.is_dataclass(default):
+                    # A partial section keeps its parent's defaults for the keys it leaves out (the
+                    # baseline's optim: wsd, betas (0.9, 0.999)), not the bare defaults of the nested class;
+                    # a key it gives is built as given (a nested section again by this rule).
+                    value = {**to_dict(default), **value}
+            kwargs[f.name] = _coerce(value, hints[f.name], sub, source)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_where(source, sub)} is required but missing; add it to the YAML or pass {sub}=<value>")
     try:

@@ -33,7 +33,8 @@ def build_encoder(description: dict[str, Any]) -> VisionTransformer:
 
 
 def encoder_from_checkpoint(path: str | Path) -> tuple[VisionTransformer, dict[str, Any]]:
-    """The encoder a checkpoint evaluates (the student's, or the teacher's for a teacher run), in eval mode."""
+    """The encoder a checkpoint evaluates (the student's, the teacher's for a teacher run, the EMA copy for a
+    V-JEPA 2 run: its encoder_state), in eval mode."""
     payload = load_checkpoint(path)
     if "encoder" not in payload or "encoder_state" not in payload:
         raise CheckpointError(f"{path} holds no encoder (kind {payload.get('kind')!r})")

@@ -60,6 +60,15 @@ def student_step_flops(
     )
 
 
+def vjepa2_step_flops(
+    n_encoder: int, n_predictor: int, encoder_tokens: float, predictor_tokens: float, ema_tokens: float
+) -> float:
+    """V-JEPA 2 FLOPs per clip: encoder and predictor trained, the EMA copy of the encoder forward only on
+    every token of the clip. The EMA update itself (a few FLOPs per parameter per step, not per clip) is
+    not counted, as the paper does not."""
+    return student_step_flops(n_encoder, n_predictor, n_encoder, encoder_tokens, predictor_tokens, ema_tokens)
+
+
 def paper_token_counts(
     tokens_per_clip: int, masks: int = 2, context_ratio: float = 0.1
 ) -> tuple[float, float, float]:

@@ -1,4 +1,4 @@
-"""The one training loop both stages share.
+"""The one training loop every stage shares (V-Pixel teacher, SALT student, V-JEPA 2 baseline).
 
 A run directory holds config.yaml, metrics.jsonl and checkpoints/step_XXXXXXXX.pt. Started
 again, a run continues from its last checkpoint and, on the same device and seed, produces the
@@ -47,6 +47,11 @@ class Stage(Protocol):
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor: ...
 
     def flops_per_clip(self, masks: list[MaskSet]) -> float: ...
+
+    def after_step(self, step: int) -> dict[str, float]:
+        """Work that follows optimiser step `step` (1-based; the baseline's EMA update), and scalars of the
+        step to average into metrics.jsonl (its target_std); the SALT stages do nothing."""
+        ...
 
     def checkpoint_state(self) -> dict[str, Any]: ...
 
@@ -220,11 +225,12 @@ def train(
             )
             optimizer.step()
             state.step += 1
+            logged = stage.after_step(state.step)
             state.flops += flops
             state.wall_s += time.perf_counter() - started
             for key, amount in [("loss", value), ("grad_norm", float(grad_norm)), ("data_wait_s", waited),
                                 ("clips", len(batch["video"])), ("n", 1),
-                                *[(k, v) for k, v in batch["mask_stats"].items()]]:
+                                *batch["mask_stats"].items(), *logged.items()]:
                 window[key] = window.get(key, 0.0) + amount
             if state.step % run.log_every == 0 or state.step == optim.steps:
                 elapsed = time.perf_counter() - window_start

@@ -1,4 +1,5 @@
-"""One typed config per stage: the V-Pixel teacher, the SALT student and the attentive probe.
+"""One typed config per stage: the V-Pixel teacher, the SALT student, the V-JEPA 2 baseline and the
+attentive probe.
 
 Defaults are the tiny CPU experiment; experiments/*.yaml set paper scale. Paper values
 (REFERENCE.md section 6) are named where the tiny default departs from them.
@@ -33,7 +34,8 @@ class OptimConfig:
     steps: int = 1000
     batch_size: int = 16  # paper: 3072
     # lr: linear warm-up start_lr -> lr, then cosine to final_lr (paper), or warm-up, constant and
-    # a linear cool-down over the last cooldown_steps ("wsd": step-count independent until the cool-down).
+    # a linear cool-down over the last cooldown_steps ("wsd": step-count independent until the cool-down;
+    # cooldown_steps 0 keeps the lr constant to the end). wsd keeps weight_decay constant.
     schedule: Literal["cosine", "wsd"] = "cosine"
     lr: float = 6.25e-4
     start_lr: float = 2e-4
@@ -51,9 +53,9 @@ class OptimConfig:
             raise ValueError(f"steps and batch_size must be >= 1 (got {self.steps}, {self.batch_size})")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps must lie in [0, steps={self.steps}] (got {self.warmup_steps})")
-        if self.schedule == "wsd" and not 0 < self.cooldown_steps <= self.steps - self.warmup_steps:
+        if self.schedule == "wsd" and not 0 <= self.cooldown_steps <= self.steps - self.warmup_steps:
             raise ValueError(
-                f"schedule 'wsd' needs 0 < cooldown_steps <= steps - warmup_steps (got {self.cooldown_steps})"
+                f"schedule 'wsd' needs 0 <= cooldown_steps <= steps - warmup_steps (got {self.cooldown_steps})"
             )
         if min(self.lr, self.start_lr, self.final_lr) < 0 or self.grad_clip < 0:
             raise ValueError("learning rates and grad_clip must be >= 0")
@@ -100,6 +102,32 @@ class StudentConfig:
     masks: MaskConfig = field(default_factory=MaskConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1200, warmup_steps=100))
     run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class VJEPA2Config:
+    """The V-JEPA 2 baseline (REFERENCE.md section 10): the student's encoder, predictor, masks and L1 loss,
+    against layer_norm of an EMA copy of its own encoder instead of a frozen teacher."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: HeadConfig = field(default_factory=HeadConfig)
+    # EMA momentum (start, final), linear over the run's steps with the first update at start, as V-JEPA's
+    # momentum scheduler; equal values keep it constant (V-JEPA 2: 0.99925). V-JEPA 1 ramped 0.998 -> 1.0
+    # over 1.25x its steps, so it ended at 0.9996: give (0.998, 0.9996) for that.
+    momentum: tuple[float, float] = (0.99925, 0.99925)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    # AdamW (0.9, 0.999); lr warm-up 1e-4 -> 5.25e-4, then constant ("wsd" without a cool-down; set
+    # cooldown_steps for the optional linear one to final_lr); weight decay constant 0.04; no gradient
+    # clipping (V-JEPA 2's code has none). 1,500 steps is the tiny default's teacher + student total;
+    # the warm-up is 5% of it, as the paper's 12k of 240k.
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(
+        steps=1500, schedule="wsd", lr=5.25e-4, start_lr=1e-4, final_lr=1e-6, warmup_steps=75, cooldown_steps=0,
+        weight_decay=0.04, final_weight_decay=0.04, betas=(0.9, 0.999), grad_clip=0.0))
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> None:
+        if not all(0 <= m <= 1 for m in self.momentum):
+            raise ValueError(f"momentum values must lie in [0, 1] (got {list(self.momentum)})")
 
 
 @dataclass

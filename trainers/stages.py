@@ -4,7 +4,8 @@ Stage 1, V-Pixel (REFERENCE.md section 4): the encoder sees the context tokens, 
 reconstructs the per-token, per-channel normalised pixels of the masked tokens (MSE).
 Stage 2, SALT (section 5): a frozen teacher encodes the whole clip once; the student sees the
 context, the predictor predicts layer_norm(teacher output) at the target tokens (L1).
-One encoder + head pass per mask; the loss is the mean over masks.
+One encoder + head pass per mask; the loss is the mean over masks. The latent target and loss are
+shared with the V-JEPA 2 baseline (trainers/vjepa2.py), whose target encoder is an EMA copy instead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,33 @@ def _masked_mean(per_token: torch.Tensor, valid: torch.Tensor | None) -> torch.T
 
 def _valid_count(index: torch.Tensor, valid: torch.Tensor | None) -> float:
     return float(index.size(1)) if valid is None else valid.sum(1).float().mean().item()
+
+
+def token_counts(masks: list[MaskSet]) -> tuple[float, float]:
+    """(encoder, head) tokens per clip summed over the masks: the encoder sees the context, the predictor
+    or decoder the context and the targets."""
+    context = sum(_valid_count(m.context, m.context_valid) for m in masks)
+    return context, context + sum(_valid_count(m.target, m.target_valid) for m in masks)
+
+
+def latent_targets(encoder: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Non-affine layer_norm of `encoder`'s output on the whole clip, without gradient: the target of the
+    SALT student (frozen teacher) and of the V-JEPA 2 baseline (EMA copy)."""
+    with torch.no_grad():
+        latents = encoder(clips)
+        return F.layer_norm(latents.float(), (latents.size(-1),))
+
+
+def latent_prediction_loss(encoder: nn.Module, predictor: nn.Module, clips: torch.Tensor, targets: torch.Tensor,
+                           masks: list[MaskSet]) -> torch.Tensor:
+    """L1 between the predictor's output and `targets` at each mask's target tokens; mean over masks."""
+    losses = []
+    for mask in masks:
+        context = encoder(clips, mask.context, mask.context_valid)
+        predicted = predictor(context, mask.context, mask.target, mask.context_valid, mask.target_valid)
+        error = (predicted.float() - _gather(targets, mask.target)).abs().mean(-1)
+        losses.append(_masked_mean(error, mask.target_valid))
+    return torch.stack(losses).mean()
 
 
 def pixel_targets(clips: torch.Tensor, tubelet: int, patch: int, per_token: bool = True) -> torch.Tensor:
@@ -88,9 +116,10 @@ class TeacherStage:
         return torch.stack(losses).mean()
 
     def flops_per_clip(self, masks: list[MaskSet]) -> float:
-        encoder_tokens = sum(_valid_count(m.context, m.context_valid) for m in masks)
-        decoder_tokens = encoder_tokens + sum(_valid_count(m.target, m.target_valid) for m in masks)
-        return teacher_step_flops(*self._params, encoder_tokens, decoder_tokens)
+        return teacher_step_flops(*self._params, *token_counts(masks))
+
+    def after_step(self, step: int) -> dict[str, float]:
+        return {}
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -100,7 +129,7 @@ class TeacherStage:
         }
 
     def load_state(self, payload: dict[str, Any], path: Path | str) -> None:
-        _check_kind(payload, self.kind, path)
+        check_kind(payload, self.kind, path)
         load_state(self.encoder, payload["encoder_state"], "encoder", path)
         load_state(self.decoder, payload["head_state"], "decoder", path)
 
@@ -143,25 +172,15 @@ class StudentStage:
         self.trainable.to(device)
         self.teacher.to(device)
 
-    def targets(self, clips: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            latents = self.teacher(clips)
-            return F.layer_norm(latents.float(), (latents.size(-1),))
-
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
-        targets = self.targets(clips)
-        losses = []
-        for mask in masks:
-            context = self.encoder(clips, mask.context, mask.context_valid)
-            predicted = self.predictor(context, mask.context, mask.target, mask.context_valid, mask.target_valid)
-            error = (predicted.float() - _gather(targets, mask.target)).abs().mean(-1)
-            losses.append(_masked_mean(error, mask.target_valid))
-        return torch.stack(losses).mean()
+        targets = latent_targets(self.teacher, clips)
+        return latent_prediction_loss(self.encoder, self.predictor, clips, targets, masks)
 
     def flops_per_clip(self, masks: list[MaskSet]) -> float:
-        student_tokens = sum(_valid_count(m.context, m.context_valid) for m in masks)
-        predictor_tokens = student_tokens + sum(_valid_count(m.target, m.target_valid) for m in masks)
-        return student_step_flops(*self._params, student_tokens, predictor_tokens, float(self.teacher.num_tokens))
+        return student_step_flops(*self._params, *token_counts(masks), float(self.teacher.num_tokens))
+
+    def after_step(self, step: int) -> dict[str, float]:
+        return {}
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -172,11 +191,11 @@ class StudentStage:
         }
 
     def load_state(self, payload: dict[str, Any], path: Path | str) -> None:
-        _check_kind(payload, self.kind, path)
+        check_kind(payload, self.kind, path)
         load_state(self.encoder, payload["encoder_state"], "student encoder", path)
         load_state(self.predictor, payload["head_state"], "predictor", path)
 
 
-def _check_kind(payload: dict[str, Any], kind: str, path: Path | str) -> None:
+def check_kind(payload: dict[str, Any], kind: str, path: Path | str) -> None:
     if payload.get("kind") != kind:
         raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint; a {kind} run cannot continue from it")

@@ -10,12 +10,15 @@ import torch
 from trainers.config import to_dict
 from trainers.data.config import DataConfig
 from trainers.loop import train
-from trainers.stage_config import StudentConfig, TeacherConfig
+from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
 from trainers.stages import StudentStage, TeacherStage
+from trainers.vjepa2 import VJEPA2Stage
+
+StageConfig = TeacherConfig | StudentConfig | VJEPA2Config
 
 
 def _train_stage(
-    stage_class: type[TeacherStage] | type[StudentStage], cfg: TeacherConfig | StudentConfig, data: DataConfig,
+    stage_class: type[TeacherStage] | type[StudentStage] | type[VJEPA2Stage], cfg: StageConfig, data: DataConfig,
     run_dir: str | os.PathLike, seed: int, init_from: str | os.PathLike | None, progress: bool,
 ) -> Path:
     torch.manual_seed(seed)  # the initial weights are part of what the seed reproduces
@@ -39,3 +42,11 @@ def train_student(
 ) -> Path:
     """Stage 2 (SALT) against the frozen teacher at cfg.teacher_checkpoint. Returns the final checkpoint."""
     return _train_stage(StudentStage, cfg, data, run_dir, seed, init_from, progress)
+
+
+def train_vjepa2(
+    cfg: VJEPA2Config, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
+    init_from: str | os.PathLike | None = None, progress: bool = True,
+) -> Path:
+    """The V-JEPA 2 baseline (EMA target). Returns the final checkpoint; its encoder_state is the EMA copy."""
+    return _train_stage(VJEPA2Stage, cfg, data, run_dir, seed, init_from, progress)

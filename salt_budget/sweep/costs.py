@@ -14,10 +14,12 @@ import yaml
 
 from trainers.config import from_dict, to_dict
 from trainers.data.config import DataConfig
-from trainers.flops import predictor_param_count, student_step_flops, teacher_step_flops, vit_param_count
+from trainers.flops import (
+    predictor_param_count, student_step_flops, teacher_step_flops, vit_param_count, vjepa2_step_flops,
+)
 from trainers.masks import MaskConfig, MaskGenerator
 from trainers.models.presets import ViTSpec, encoder_spec
-from trainers.stage_config import EncoderConfig, StudentConfig, TeacherConfig
+from trainers.stage_config import EncoderConfig, StudentConfig, TeacherConfig, VJEPA2Config
 
 # Enough sampled clips that the mean token count is stable to a fraction of a percent.
 _SAMPLED_CLIPS = 2048
@@ -75,6 +77,15 @@ def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: Dat
                               context + target, float(grid[0] * grid[1] * grid[2]))
 
 
+def vjepa2_flops_per_clip(cfg: VJEPA2Config, data: DataConfig) -> float:
+    spec = _spec(cfg.encoder)
+    grid = token_grid(spec, data)
+    context, target = mask_tokens(cfg.masks, grid, cfg.optim.batch_size)
+    predictor = predictor_param_count(spec.width, spec.width, width=cfg.predictor.width, depth=cfg.predictor.depth)
+    return vjepa2_step_flops(vit_param_count(spec), predictor, context, context + target,
+                             float(grid[0] * grid[1] * grid[2]))
+
+
 def stage_flops(per_clip: float, batch_size: int, steps: int) -> float:
     return per_clip * batch_size * steps
 
@@ -88,7 +99,7 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
     encoder preset, frames, resolution and batch size: the median over runs of cumulative FLOPs over
     cumulative training wall time at their last logged step."""
     rates: dict[tuple, list[float]] = {}
-    # <runs>/<sweep>/{teachers,trials}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
+    # <runs>/<sweep>/{teachers,trials,baselines}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
     for config_path in [*runs_dir.glob("*/*/config.yaml"), *runs_dir.glob("*/*/*/config.yaml")]:
         metrics = config_path.with_name("metrics.jsonl")
         try:
@@ -98,7 +109,7 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
         except (OSError, ValueError, yaml.YAMLError):
             continue  # a run being written or a foreign file says nothing about throughput
         kind = config.get("kind") if isinstance(config, dict) else None
-        if kind not in ("teacher", "student") or not last or not last.get("wall_s"):
+        if kind not in ("teacher", "student", "vjepa2") or not last or not last.get("wall_s"):
             continue
         stage = config[kind]
         key = _rate_key(kind, stage["encoder"]["preset"], config["data"], stage["optim"]["batch_size"])
@@ -106,7 +117,7 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
     return {key: statistics.median(values) for key, values in rates.items()}
 
 
-def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig, data: DataConfig,
-                      flops: float) -> float | None:
+def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig | VJEPA2Config,
+                      data: DataConfig, flops: float) -> float | None:
     rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.optim.batch_size))
     return flops / rate if rate else None

@@ -1,4 +1,5 @@
-"""The plan: every allocation T + S = N of the requested budgets, checked before anything starts."""
+"""The plan: every allocation T + S = N of the requested budgets (and the baselines asked for), checked
+before anything starts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from trainers.stage_config import EncoderConfig, OptimConfig
 from salt_budget.experiment import ExperimentConfig
 from salt_budget.sweep.costs import token_grid
 from salt_budget.sweep.units import (
-    Allocation, Schedule, StudentUnit, TeacherId, TeacherUnit, student_unit, teacher_unit,
+    BASELINES, Allocation, BaselineUnit, Schedule, StudentUnit, TeacherId, TeacherUnit, baseline_unit, student_unit,
+    teacher_unit,
 )
 
 # The paper's shares at 240k steps (20k, 40k, 80k teacher steps) and its 80k + 80k split of 160k.
@@ -44,6 +46,7 @@ class SweepOptions:
     teacher_schedule: Schedule = "wsd"
     cooldown_fraction: float = 0.2
     probe_points: int = 4
+    baselines: tuple[str, ...] = ()  # methods of BASELINES, each trained once per budget and seed
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Plan:
     allocations: list[Allocation]
     teachers: dict[TeacherId, TeacherUnit] = field(default_factory=dict)
     students: dict[str, StudentUnit] = field(default_factory=dict)  # by allocation id
+    baselines: dict[str, BaselineUnit] = field(default_factory=dict)  # by baseline id
 
     @property
     def name(self) -> str:
@@ -123,6 +127,9 @@ def _check_options(options: SweepOptions) -> None:
         raise PlanError(f"--cooldown-fraction {options.cooldown_fraction:g} must lie in (0, 0.5]")
     if options.probe_points < 1:
         raise PlanError(f"--probe-points {options.probe_points}: probe at least the final checkpoint (1)")
+    for method in options.baselines:
+        if method not in BASELINES:
+            raise PlanError(f"--baselines {method}: unknown baseline; choose from {', '.join(BASELINES)}")
     if options.search == "optuna":
         if options.trials is None or options.trials < 1:
             raise PlanError("--search optuna needs --trials K >= 1: how many allocations the search may train")
@@ -174,6 +181,13 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
         student = student_unit(sweep_dir, experiment, allocation, plan.teachers[tid], options.probe_points)
         _validate_optim(student.cfg.optim, f"student of {allocation.student_steps} steps ({allocation.id})", "student")
         plan.students[allocation.id] = student
+    for budget in dict.fromkeys(options.total_steps):
+        for seed in seeds:
+            for method in dict.fromkeys(options.baselines):
+                # The student's encoder size, for the whole budget: the same encoder at matched total steps.
+                unit = baseline_unit(sweep_dir, experiment, method, budget, student_size, seed, options.probe_points)
+                _validate_optim(unit.cfg.optim, f"baseline {unit.id}", method)
+                plan.baselines[unit.id] = unit
     return plan
 
 
@@ -181,7 +195,6 @@ def _validate_optim(optim: OptimConfig, what: str, stage: str) -> None:
     try:
         optim.validate()
     except ValueError as error:
-        raise PlanError(
-            f"{what}: {error}; lower {stage}.optim.warmup_steps"
-            + (" or --cooldown-fraction, or give it more steps" if stage == "teacher" else " or give it more steps")
-        ) from None
+        fix = {"teacher": " or --cooldown-fraction, or give it more steps",
+               "vjepa2": " or its cooldown_steps, or give it a larger budget"}.get(stage, " or give it more steps")
+        raise PlanError(f"{what}: {error}; lower {stage}.optim.warmup_steps{fix}") from None

@@ -1,4 +1,4 @@
-"""The plan as a table: runs/<name>/plan.csv and the `--dry-run` printout."""
+"""The plan as a table: runs/<name>/plan.csv (the allocations) and the `--dry-run` printout (with the baselines)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 
 from salt_budget.sweep.costs import (
     measured_rates, predicted_seconds, stage_flops, student_flops_per_clip, teacher_flops_per_clip,
+    vjepa2_flops_per_clip,
 )
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.teachers import ladders
@@ -40,6 +41,30 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
     frame.insert(frame.columns.get_loc("flops_total") + 1, "relative_compute",
                  frame["flops_total"] / frame["flops_total"].min())
     return frame
+
+
+def baseline_frame(plan: Plan, cheapest: float) -> pd.DataFrame:
+    """One row per baseline: predicted FLOPs, relative to `cheapest` (the cheapest allocation's), and time."""
+    data = plan.experiment.data
+    rates = measured_rates(plan.sweep_dir.parent)
+    rows = []
+    for unit in plan.baselines.values():
+        flops = stage_flops(vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, unit.budget)
+        rows.append({"baseline": unit.id, "budget": unit.budget, "encoder": unit.size, "steps": unit.budget,
+                     "seed": unit.seed, "flops_total": flops, "relative_compute": flops / cheapest,
+                     "predicted_s": predicted_seconds(rates, unit.method, unit.cfg, data, flops)})
+    return pd.DataFrame(rows)
+
+
+def _unlike(plan: Plan) -> list[str]:
+    """What the baseline sets differently from the student: the comparison then is not like for like."""
+    student, baseline = plan.experiment.student, plan.experiment.vjepa2
+    differ = [name for name, a, b in (("predictor", student.predictor, baseline.predictor),
+                                      ("masks", student.masks, baseline.masks),
+                                      ("optim.batch_size", student.optim.batch_size, baseline.optim.batch_size))
+              if a != b]
+    return [f"note: the baseline's {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} from the "
+            f"student's (the vjepa2 section): it does not train like for like"] if differ else []
 
 
 def teacher_steps_summary(plan: Plan) -> tuple[int, int, int]:
@@ -88,6 +113,19 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         f"({distinct} if each were its own run; {summed} summed over allocations).",
         timing,
     ]
+    if plan.baselines:
+        baselines = baseline_frame(plan, float(frame["flops_total"].min()))
+        lines += [
+            f"{len(baselines)} baseline run(s), each the student's encoder trained the whole budget (N steps), probed "
+            f"at {options.probe_points} checkpoints; FLOPs include the EMA encoder's forward (2ND on every token):",
+            baselines.assign(
+                relative_compute=baselines["relative_compute"].map("{:.2f}".format),
+                predicted_s=baselines["predicted_s"].map(_duration),
+                flops_total=baselines["flops_total"].map("{:.3g}".format),
+            ).rename(columns={"flops_total": "FLOPs", "relative_compute": "rel", "predicted_s": "time"})
+            .to_string(index=False),
+            *_unlike(plan),
+        ]
     return "\n".join(lines)
 
 

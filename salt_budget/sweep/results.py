@@ -4,7 +4,8 @@ Every unit appends its rows as it finishes them. An append holds a file lock, re
 through a temporary file and a rename (a reader never sees half a table), and keeps one row per
 (unit_key, step): a resumed or retried unit replaces its rows instead of duplicating them. A unit
 that fails for good gets one row at step FAILED_STEP with status "failed" and the reason; its
-rows from a later successful attempt replace it.
+rows from a later successful attempt replace it. target_std and collapsed are a baseline's collapse
+signal (trainers/vjepa2.py), empty for teachers and students.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ COLUMNS: dict[str, str] = {
     "flops_teacher": "float64", "flops_student": "float64", "flops_total": "float64",
     "loss_final": "float64", "loss_smoothed": "float64",
     "context_ratio": "float64", "target_ratio": "float64", "raw_target_ratio": "float64",
-    "rankme": "float64", "acc_mean": "float64",
+    "rankme": "float64", "target_std": "float64", "collapsed": "boolean", "acc_mean": "float64",
     "train_wall_s": "float64", "probe_wall_s": "float64",
     "status": "string", "reason": "string", "checkpoint": "string", "written_at": "string",
 }

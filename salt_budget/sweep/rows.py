@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from trainers.checkpoint import load_checkpoint
+from trainers.vjepa2 import COLLAPSE_STD
 
 from salt_budget.sweep.results import FAILED_STEP, SCHEMA_VERSION
-from salt_budget.sweep.units import Allocation, StudentUnit, TeacherUnit
+from salt_budget.sweep.units import Allocation, BaselineUnit, StudentUnit, TeacherUnit
 
 BRANCH_FILE = "branch.json"  # in a cool-down branch's run directory: the trunk it started from
 _MASK_COLUMNS = ("context_ratio", "target_ratio", "raw_target_ratio")
@@ -34,13 +35,16 @@ def history(run_dir: Path, upto: int) -> list[dict[str, Any]]:
 
 
 def training_summary(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Final and smoothed loss (mean of the last 10% of logged losses) and the mean mask ratios."""
+    """Final and smoothed loss (mean of the last 10% of logged losses), the mean mask ratios and, for a stage
+    that logs it (the V-JEPA 2 baseline), target_std over the same last 10%."""
     if not rows:
-        return {"loss_final": None, "loss_smoothed": None, **{c: None for c in _MASK_COLUMNS}}
+        return {"loss_final": None, "loss_smoothed": None, "target_std": None, **{c: None for c in _MASK_COLUMNS}}
     tail = rows[-max(1, math.ceil(0.1 * len(rows))):]
+    stds = [row["target_std"] for row in tail if "target_std" in row]
     summary: dict[str, float | None] = {
         "loss_final": rows[-1]["loss"],
         "loss_smoothed": sum(row["loss"] for row in tail) / len(tail),
+        "target_std": sum(stds) / len(stds) if stds else None,
     }
     for column in _MASK_COLUMNS:
         values = [row[column] for row in rows if column in row]
@@ -105,9 +109,34 @@ def student_row(student: StudentUnit, step: int, probe: dict[str, Any], *, sweep
     }
 
 
-def failed_row(unit: TeacherUnit | StudentUnit, reason: str, *, sweep: str, config_hash: str) -> dict[str, Any]:
+def _baseline_columns(unit: BaselineUnit) -> dict[str, Any]:
+    # The trained encoder fills the student columns; there is no teacher, so its columns stay empty.
+    return {"allocation_id": unit.id, "budget": unit.budget, "student_size": unit.size, "student_steps": unit.budget,
+            "seed": unit.seed, "role": unit.method}
+
+
+def baseline_row(unit: BaselineUnit, step: int, probe: dict[str, Any], *, sweep: str, config_hash: str,
+                 probe_s: float) -> dict[str, Any]:
+    """Its FLOPs (the EMA forward included) are its total; `collapsed` flags a target_std below COLLAPSE_STD."""
+    checkpoint = unit.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+    loop = loop_state(checkpoint)
+    summary = training_summary(history(unit.run_dir, step))
+    return {
+        **_common(sweep, config_hash), **_baseline_columns(unit),
+        "unit_key": unit.key, "step": step, "is_final": step == unit.budget,
+        "flops_teacher": 0.0, "flops_student": loop["flops"], "flops_total": loop["flops"],
+        **summary, "collapsed": None if summary["target_std"] is None else summary["target_std"] < COLLAPSE_STD,
+        **probe_columns(probe),
+        "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
+    }
+
+
+def failed_row(unit: TeacherUnit | StudentUnit | BaselineUnit, reason: str, *, sweep: str,
+               config_hash: str) -> dict[str, Any]:
     if isinstance(unit, StudentUnit):
         columns = {**_teacher_columns(unit.teacher), **_allocation_columns(unit.allocation), "role": "student"}
+    elif isinstance(unit, BaselineUnit):
+        columns = _baseline_columns(unit)
     else:
         columns = {**_teacher_columns(unit), "role": "teacher"}
     return {**_common(sweep, config_hash), **columns, "unit_key": unit.key, "step": FAILED_STEP,

@@ -1,5 +1,5 @@
 """Running a plan on Ray: the run folder, Ray start-up, teachers as Ray tasks (one per ladder), then
-the students on Ray Tune (tuning.py) and the summary (summary.py).
+the students on Ray Tune (tuning.py), the baselines as Ray tasks (baselines.py) and the summary (summary.py).
 
 Locally Ray starts in-process without a dashboard and with quiet logs; `--address auto` joins an
 existing cluster (paths are absolute, so runs/<name> must be on storage every node sees).
@@ -16,6 +16,7 @@ import yaml
 
 from trainers.config import save_config, to_dict
 
+from salt_budget.sweep.baselines import train_baselines
 from salt_budget.sweep.plan import Plan, PlanError
 from salt_budget.sweep.plan_table import plan_frame, write_plan_csv
 from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
@@ -41,9 +42,11 @@ class Resources:
 
 
 def _differences(saved: Any, current: Any, path: str = "") -> list[str]:
+    """Settings whose value differs. A key the saved file lacks is not one: the file predates that setting
+    (the vjepa2 section, say), and no unit in the folder was trained with it."""
     if isinstance(saved, dict) and isinstance(current, dict):
-        return [d for key in dict.fromkeys([*saved, *current])
-                for d in _differences(saved.get(key), current.get(key), f"{path}.{key}" if path else key)]
+        return [d for key in saved
+                for d in _differences(saved[key], current.get(key), f"{path}.{key}" if path else key)]
     return [] if saved == current else [path]
 
 
@@ -58,8 +61,7 @@ def prepare_sweep_dir(plan: Plan) -> None:
                 f"{', '.join(changed[:5])}); give this one another --name, or repeat the first sweep's experiment "
                 f"and overrides"
             )
-    else:
-        save_config(plan.experiment, path)
+    save_config(plan.experiment, path)  # with the settings an older file lacks, as this sweep uses them
     write_plan_csv(plan_frame(plan), plan.sweep_dir / "plan.csv")
 
 
@@ -145,6 +147,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
         train_teachers(plan, resources, gpus, times)
         grid = train_students(plan, resources.cpus_per_trial, gpus, resources.max_failures, times)
+        train_baselines(plan, resources.cpus_per_trial, gpus, resources.max_failures, times)
     except KeyboardInterrupt:
         say("interrupted: run the same command with --resume to continue; finished units are kept")
         raise

@@ -1,5 +1,5 @@
 """Where a sweep's time went, measured (Ray start-up, units working, no unit working), and the
-closing summary: printed, and appended to runs/<name>/sweep_log.jsonl."""
+closing summary (students and baselines): printed, and appended to runs/<name>/sweep_log.jsonl."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class SweepTimes:
     students_idle_s: float = 0.0  # of students_s, with no trial function running
     trials: int = 0
     concurrent_trials: int = 1
+    baselines_s: float = 0.0
+    baseline_work: dict[str, float] = field(default_factory=lambda: {"train_s": 0.0, "probe_s": 0.0})
 
 
 def covered(intervals: list[tuple[float, float]]) -> float:
@@ -62,11 +64,13 @@ def collect_trial_times(grid: ResultGrid, times: SweepTimes, started_at: float) 
 
 
 def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float) -> int:
-    """Print and log what the sweep did; 1 if an allocation it attempted has no final row."""
+    """Print and log what the sweep did; 1 if an allocation it attempted or a baseline has no final row."""
     table = read_results(plan.sweep_dir)
-    final = table[(table["role"] == "student") & (table["status"] == "ok") & table["is_final"].fillna(False)]
-    final = final[final["allocation_id"].isin(attempted)]
+    finals = table[(table["status"] == "ok") & table["is_final"].fillna(False)]
+    final = finals[(finals["role"] == "student") & finals["allocation_id"].isin(attempted)]
     failed = sorted(set(attempted) - set(final["allocation_id"]))
+    baselines = finals[finals["unit_key"].isin({unit.key for unit in plan.baselines.values()})]
+    failed_baselines = sorted(set(plan.baselines) - set(baselines["allocation_id"]))
     trained, _, summed = teacher_steps_summary(plan)
     say(f"done in {wall_s:.1f} s: {len(attempted) - len(failed)} of {len(attempted)} allocations finished"
         + (f", FAILED: {', '.join(failed)}" if failed else "")
@@ -74,15 +78,22 @@ def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float
     if len(final):
         best = final.loc[final["acc_mean"].idxmax()]
         say(f"best final student: {best['allocation_id']} with mean probe accuracy {best['acc_mean']:.1%}")
+    if plan.baselines:
+        say(f"baselines: {len(baselines)} of {len(plan.baselines)} finished"
+            + (f", FAILED: {', '.join(failed_baselines)}" if failed_baselines else "") + "".join(
+                f"; {row['allocation_id']} {row['acc_mean']:.1%}" + (" (collapsed)" if row["collapsed"] else "")
+                for _, row in baselines.iterrows()))
     say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
         f"{times.teacher_steps_trained} trained by this run")
     say(f"time: Ray start {times.ray_start_s:.1f} s; teachers {times.teachers_s:.1f} s (training "
         f"{times.teacher_train_s:.1f}, no task running {times.teachers_idle_s:.1f}); trials {times.students_s:.1f} s "
         f"for {times.trials}, {times.concurrent_trials} at a time (summed over trials: student training "
         f"{times.student_work['train_s']:.1f}, teacher and student probes {times.student_work['probe_s']:.1f}; "
-        f"no trial running {times.students_idle_s:.1f})")
+        f"no trial running {times.students_idle_s:.1f})"
+        + (f"; baselines {times.baselines_s:.1f} s (summed: training {times.baseline_work['train_s']:.1f}, probes "
+           f"{times.baseline_work['probe_s']:.1f})" if plan.baselines else ""))
     record = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": wall_s, "attempted": attempted,
-              "failed": failed, "argv": sys.argv[1:], **vars(times)}
+              "failed": failed + failed_baselines, "argv": sys.argv[1:], **vars(times)}
     with open(plan.sweep_dir / "sweep_log.jsonl", "a") as log:
         log.write(json.dumps(record) + "\n")
-    return 1 if failed else 0
+    return 1 if failed or failed_baselines else 0

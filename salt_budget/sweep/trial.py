@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -41,15 +42,20 @@ def _teacher_accuracy(student: StudentUnit, table: pd.DataFrame) -> float | None
     return float(rows["acc_mean"].iloc[-1]) if len(rows) else None
 
 
-def _probe_row(student: StudentUnit, step: int, plan: Plan) -> dict[str, Any]:
+def probe_result(checkpoint: Path, plan: Plan, seed: int) -> dict[str, Any]:
+    """The probe of a checkpoint of a student or baseline run; one that finished just before a crash (its
+    result saved in the run's probes/) is not run again."""
     from trainers.evaluate import probe_checkpoint
 
-    checkpoint = student.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+    saved = checkpoint.parent.parent / "probes" / f"{checkpoint.stem}.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    return probe_checkpoint(checkpoint, plan.experiment.data, plan.experiment.probe, seed=seed, progress=False)[0]
+
+
+def _probe_row(student: StudentUnit, step: int, plan: Plan) -> dict[str, Any]:
     started = time.perf_counter()
-    saved = student.run_dir / "probes" / f"{checkpoint.stem}.json"
-    # A probe that finished just before a crash is not run again.
-    result = json.loads(saved.read_text()) if saved.is_file() else probe_checkpoint(
-        checkpoint, plan.experiment.data, plan.experiment.probe, seed=student.allocation.seed, progress=False)[0]
+    result = probe_result(student.run_dir / "checkpoints" / f"step_{step:08d}.pt", plan, student.allocation.seed)
     return student_row(student, step, result, sweep=plan.name, config_hash=plan.config_hash,
                        probe_s=time.perf_counter() - started)
 

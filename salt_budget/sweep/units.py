@@ -1,5 +1,5 @@
-"""The units a sweep trains (one teacher per size x steps x seed, one student per allocation):
-their stage configs and content keys.
+"""The units a sweep trains (one teacher per size x steps x seed, one student per allocation, one
+baseline per method x budget x seed): their stage configs and content keys.
 
 A key hashes everything that determines the artifact and nothing else, so a rerun, a resumed
 sweep or another sweep in the same folder finds the teacher or student it already trained.
@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from trainers.config import config_hash, to_dict
 from trainers.data.config import DataConfig
-from trainers.stage_config import StudentConfig, TeacherConfig
+from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
 
 from salt_budget.experiment import ExperimentConfig
 
 Schedule = Literal["wsd", "cosine"]
+BASELINES = ("vjepa2",)  # what --baselines can add; the name is also the rows' role
 
 # Loader settings change how fast clips arrive, not which clips (as trainers/evaluate.py keys its feature cache).
 LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"})
@@ -142,3 +143,47 @@ def student_unit(sweep_dir: Path, experiment: ExperimentConfig, allocation: Allo
     cfg = student_config(experiment, allocation, teacher.final_checkpoint, probe_points)
     key = student_key(allocation.seed, experiment.data, cfg, teacher.key)
     return StudentUnit(allocation, key, cfg, sweep_dir / "trials" / f"{allocation.id}-{key[:8]}", teacher)
+
+
+@dataclass(frozen=True)
+class BaselineUnit:
+    """A baseline trained for a whole budget: the student's encoder size, N steps (matched total steps)."""
+
+    method: str
+    budget: int
+    size: str
+    seed: int
+    key: str
+    cfg: VJEPA2Config
+    sweep_dir: Path
+
+    @property
+    def id(self) -> str:
+        return f"N{self.budget}_{self.method}-{self.size}_seed{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.sweep_dir / "baselines" / f"{self.id}-{self.key[:8]}"
+
+    @property
+    def checkpoint_steps(self) -> list[int]:
+        return list(self.cfg.run.checkpoint_steps)
+
+    @property
+    def final_checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / f"step_{self.budget:08d}.pt"
+
+
+def vjepa2_config(experiment: ExperimentConfig, budget: int, size: str, probe_points: int) -> VJEPA2Config:
+    cfg = copy.deepcopy(experiment.vjepa2)
+    cfg.encoder.preset = size
+    cfg.optim.steps = budget
+    cfg.run.checkpoint_steps = probe_steps(budget, probe_points)
+    return cfg
+
+
+def baseline_unit(sweep_dir: Path, experiment: ExperimentConfig, method: str, budget: int, size: str, seed: int,
+                  probe_points: int) -> BaselineUnit:
+    cfg = vjepa2_config(experiment, budget, size, probe_points)
+    key = config_hash({"kind": method, "seed": seed, "data": data_view(experiment.data), method: cfg})
+    return BaselineUnit(method, budget, size, seed, key, cfg, sweep_dir)

@@ -1,0 +1,80 @@
+"""Baselines: each method asked for (--baselines) trained once per budget and seed, for the whole budget
+(matched total steps), probed at as many checkpoints as a student, one row per checkpoint with the method
+as its role. One Ray task per baseline run, after the students; a retried or resumed task continues
+from the run's last checkpoint and probes only the checkpoints that have no row yet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from salt_budget.sweep.locks import file_lock
+from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.results import append_rows, ok_steps, read_results
+from salt_budget.sweep.rows import baseline_row, failed_row
+from salt_budget.sweep.summary import SweepTimes, say
+from salt_budget.sweep.trial import probe_result
+from salt_budget.sweep.units import BaselineUnit
+
+
+def train_and_probe_baseline(unit: BaselineUnit, plan: Plan) -> dict[str, Any]:
+    """Train what is missing of one baseline run and probe its checkpoints (a Ray task, or a plain call);
+    returns the seconds spent training and probing."""
+    from trainers.train import train_vjepa2
+
+    spent = {"train_s": 0.0, "probe_s": 0.0}
+    with file_lock(unit.run_dir / ".lock"):
+        if not unit.final_checkpoint.is_file():
+            started = time.perf_counter()
+            train_vjepa2(unit.cfg, plan.experiment.data, unit.run_dir, seed=unit.seed, progress=False)
+            spent["train_s"] = time.perf_counter() - started
+        done = ok_steps(read_results(plan.sweep_dir), unit.key)
+        for step in unit.checkpoint_steps:
+            if step in done:
+                continue
+            started = time.perf_counter()
+            result = probe_result(unit.run_dir / "checkpoints" / f"step_{step:08d}.pt", plan, unit.seed)
+            seconds = time.perf_counter() - started
+            spent["probe_s"] += seconds
+            append_rows(plan.sweep_dir, [baseline_row(unit, step, result, sweep=plan.name,
+                                                      config_hash=plan.config_hash, probe_s=seconds)])
+    return spent
+
+
+def _finished(plan: Plan, unit: BaselineUnit) -> bool:
+    return set(unit.checkpoint_steps) <= ok_steps(read_results(plan.sweep_dir), unit.key)
+
+
+def train_baselines(plan: Plan, cpus: float, gpus: float, max_failures: int, times: SweepTimes) -> None:
+    """One Ray task per baseline run not finished yet; one that fails for good gets a failed row."""
+    import ray
+
+    todo = [unit for unit in plan.baselines.values() if not _finished(plan, unit)]
+    if len(todo) < len(plan.baselines):
+        say(f"{len(plan.baselines) - len(todo)} baseline run(s) already trained and probed: reused")
+    if not todo:
+        return
+    started = time.perf_counter()
+    task = ray.remote(train_and_probe_baseline).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_failures,
+                                                         retry_exceptions=True)
+    plan_ref = ray.put(plan)
+    pending = {task.remote(unit, plan_ref): unit for unit in todo}
+    say(f"training {len(todo)} baseline run(s) as Ray tasks")
+    while pending:
+        [ready], _ = ray.wait(list(pending), num_returns=1)
+        unit = pending.pop(ready)
+        try:
+            spent = ray.get(ready)
+        except ray.exceptions.RayError as error:
+            reason = str(error).strip().splitlines()[-1][:500]
+            append_rows(plan.sweep_dir, [failed_row(unit, reason, sweep=plan.name, config_hash=plan.config_hash)])
+            say(f"baseline {unit.id}: FAILED ({reason})")
+            continue
+        times.baseline_work["train_s"] += spent["train_s"]
+        times.baseline_work["probe_s"] += spent["probe_s"]
+        table = read_results(plan.sweep_dir)
+        final = table[(table["unit_key"] == unit.key) & (table["step"] == unit.budget)].iloc[-1]
+        say(f"baseline {unit.id}: done, acc {final['acc_mean']:.1%}, FLOPs {final['flops_total']:.3g}, "
+            f"target std {final['target_std']:.3f}" + (" (COLLAPSED)" if final["collapsed"] else ""))
+    times.baselines_s = time.perf_counter() - started
