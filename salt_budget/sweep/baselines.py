@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from salt_budget.sweep.locks import file_lock
+from trainers.locks import file_lock
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
 from salt_budget.sweep.rows import baseline_row, failed_row

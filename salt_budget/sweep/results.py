@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from salt_budget.sweep.locks import file_lock
+from trainers.locks import file_lock
 
 SCHEMA_VERSION = 1
 FAILED_STEP = -1

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pandas as pd
 from ray import tune
 
-from salt_budget.sweep.locks import file_lock
+from trainers.locks import file_lock
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.results import append_rows, read_results
 from salt_budget.sweep.rows import student_row

@@ -7,7 +7,6 @@ embedded default tests the real pipeline. Each clip is rendered from its own see
 
 from __future__ import annotations
 
-import fcntl
 import json
 import multiprocessing
 import os
@@ -33,6 +32,7 @@ from trainers.data.synth_scene import (
     MOTION_REVERSE,
     render_clip,
 )
+from trainers.locks import file_lock
 
 # Bump when the renderer or the encoding changes what a given config produces: it is part of the cache key.
 GENERATOR_VERSION = 2
@@ -190,17 +190,6 @@ def cache_key(cfg: SyntheticConfig) -> str:
     return f"synth-v{GENERATOR_VERSION}-{config_hash(cfg)}"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_synthetic(cfg: SyntheticConfig, cache_dir: str | os.PathLike, *, workers: int | None = None,
                      progress: bool = True) -> Path:
     """The cached set for `cfg`, generated on first use. Concurrent callers (parallel trials) wait
@@ -209,7 +198,7 @@ def ensure_synthetic(cfg: SyntheticConfig, cache_dir: str | os.PathLike, *, work
     target = cache_dir / cache_key(cfg)
     if (target / "meta.json").is_file():
         return target
-    with _locked(cache_dir / f".{target.name}.lock"):
+    with file_lock(cache_dir / f".{target.name}.lock"):
         if (target / "meta.json").is_file():
             return target
         # Holding the lock, any partial folder is the remains of a crashed generation.

@@ -1,4 +1,4 @@
-"""An exclusive lock on a file, across processes and Ray workers (the run folder is their shared state)."""
+"""An exclusive lock on a file, across processes and Ray workers (a run folder or the data cache is their shared state)."""
 
 from __future__ import annotations
 
