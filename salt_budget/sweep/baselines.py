@@ -11,6 +11,7 @@ from typing import Any
 
 from trainers.locks import file_lock
 from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.ray_tasks import run_as_tasks
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
 from salt_budget.sweep.rows import baseline_row, failed_row
 from salt_budget.sweep.summary import SweepTimes, say
@@ -48,26 +49,16 @@ def _finished(plan: Plan, unit: BaselineUnit) -> bool:
 
 def train_baselines(plan: Plan, cpus: float, gpus: float, max_failures: int, times: SweepTimes) -> None:
     """One Ray task per baseline run not finished yet; one that fails for good gets a failed row."""
-    import ray
-
     todo = [unit for unit in plan.baselines.values() if not _finished(plan, unit)]
     if len(todo) < len(plan.baselines):
         say(f"{len(plan.baselines) - len(todo)} baseline run(s) already trained and probed: reused")
     if not todo:
         return
     started = time.perf_counter()
-    task = ray.remote(train_and_probe_baseline).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_failures,
-                                                         retry_exceptions=True)
-    plan_ref = ray.put(plan)
-    pending = {task.remote(unit, plan_ref): unit for unit in todo}
     say(f"training {len(todo)} baseline run(s) as Ray tasks")
-    while pending:
-        [ready], _ = ray.wait(list(pending), num_returns=1)
-        unit = pending.pop(ready)
-        try:
-            spent = ray.get(ready)
-        except ray.exceptions.RayError as error:
-            reason = str(error).strip().splitlines()[-1][:500]
+    for unit, spent, reason in run_as_tasks(train_and_probe_baseline, todo, plan, cpus=cpus, gpus=gpus,
+                                            retries=max_failures):
+        if reason is not None:
             append_rows(plan.sweep_dir, [failed_row(unit, reason, sweep=plan.name, config_hash=plan.config_hash)])
             say(f"baseline {unit.id}: FAILED ({reason})")
             continue

@@ -19,6 +19,7 @@ from trainers.config import save_config, to_dict
 from salt_budget.sweep.baselines import train_baselines
 from salt_budget.sweep.plan import Plan, PlanError
 from salt_budget.sweep.plan_table import plan_frame, write_plan_csv
+from salt_budget.sweep.ray_tasks import run_as_tasks
 from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
 from salt_budget.sweep.rows import failed_row
 from salt_budget.sweep.summary import SweepTimes, covered, say, summarize
@@ -89,8 +90,6 @@ def _record_teacher_failure(plan: Plan, ladder: Ladder, reason: str) -> None:
 
 def train_teachers(plan: Plan, resources: Resources, gpus: float, times: SweepTimes) -> None:
     """One Ray task per ladder with something left to train; a ladder that fails for good marks its teachers."""
-    import ray
-
     todo = [ladder for ladder in ladders(plan) if not all(u.final_checkpoint.is_file() for u in ladder.units)]
     done = len(ladders(plan)) - len(todo)
     if done:
@@ -99,18 +98,10 @@ def train_teachers(plan: Plan, resources: Resources, gpus: float, times: SweepTi
         return
     started, started_at = time.perf_counter(), time.time()
     intervals = []
-    task = ray.remote(train_ladder).options(num_cpus=resources.cpus_per_trial, num_gpus=gpus,
-                                            max_retries=resources.max_failures, retry_exceptions=True)
-    plan_ref = ray.put(plan)
-    pending = {task.remote(ladder, plan_ref): ladder for ladder in todo}
     say(f"training {len(todo)} teacher ladder(s) ({sum(len(ladder.units) for ladder in todo)} teachers) as Ray tasks")
-    while pending:
-        [ready], _ = ray.wait(list(pending), num_returns=1)
-        ladder = pending.pop(ready)
-        try:
-            outcome = ray.get(ready)
-        except ray.exceptions.RayError as error:
-            reason = str(error).strip().splitlines()[-1][:500]
+    for ladder, outcome, reason in run_as_tasks(train_ladder, todo, plan, cpus=resources.cpus_per_trial, gpus=gpus,
+                                                retries=resources.max_failures):
+        if reason is not None:
             _record_teacher_failure(plan, ladder, reason)
             say(f"teachers {ladder.name}: FAILED ({reason}); their allocations will be marked failed")
             continue

@@ -5,7 +5,7 @@ their attention. A briefly trained encoder does not write it into its outputs, s
 reads a bag of tokens and cannot tell "left, then right" from "right, then left". Given the token
 grid, the probe adds a fixed 3D sin-cos code of (t, h, w) to the layer-normalised features
 (measured on the synthetic motion task: a random-init tiny encoder probes at 30.6% without it and
-72.4% with it; benchmarks/training.md).
+66.2% with it; benchmarks/training.md).
 """
 
 from __future__ import annotations
