@@ -16,7 +16,7 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from analysis import html, png
-from analysis.figures import all_figures
+from analysis.figures import Figure, all_figures
 from analysis.findings import compute
 from analysis.summary import write_summary
 from analysis.tables import ReportError, Results, load_results, size_order
@@ -40,7 +40,7 @@ def parse_formats(text: str) -> set[str]:
     return chosen
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Write through a temporary file and a rename, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -72,33 +72,38 @@ def write_report(run_dirs: Sequence[Path], out: Path | None = None, task: str | 
 
     csv_paths = {}
     for name, frame in findings.tables().items():
-        path = _atomic(out / "tables" / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+        path = atomic_write(out / "tables" / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
         csv_paths[name] = path.relative_to(out).as_posix()
         written.files.append(path)
 
     summary = write_summary(results, findings, metrics, sizes)
     if "md" in formats:
-        written.files.append(_atomic(out / "summary.md", lambda p: p.write_text(summary)))
+        written.files.append(atomic_write(out / "summary.md", lambda p: p.write_text(summary)))
 
     figures = all_figures(findings, metrics, sizes, _chance(results))
     if "html" in formats:
         title = f"salt-budget report: {', '.join(d.name for d in results.runs)}"
         page = html.render(title, figures, summary, csv_paths)
-        written.files.append(_atomic(out / "report.html", lambda p: p.write_text(page, encoding="utf-8")))
+        written.files.append(atomic_write(out / "report.html", lambda p: p.write_text(page, encoding="utf-8")))
 
     if "png" in formats:
-        reason = png.unavailable()
-        if reason is None:
-            (out / "figures").mkdir(exist_ok=True)
-            for figure in figures:
-                try:
-                    path = out / "figures" / f"{figure.name}.png"
-                    written.files.append(_atomic(path, lambda p, f=figure.figure: png.write_png(f, p)))
-                # kaleido's failures are varied (browser, sandbox, timeout), and PNGs are optional.
-                except Exception as error:
-                    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-                    reason = f"PNG figures stopped at {figure.name}: {first_line}"
-                    break
-        if reason:
-            written.notes.append(reason)
+        write_pngs(figures, out / "figures", written)
     return written
+
+
+def write_pngs(figures: Sequence[Figure], folder: Path, written: Written) -> None:
+    """Each figure as <folder>/<name>.png where kaleido can render, else a note in `written`."""
+    reason = png.unavailable()
+    if reason is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for figure in figures:
+            try:
+                path = folder / f"{figure.name}.png"
+                written.files.append(atomic_write(path, lambda p, f=figure.figure: png.write_png(f, p)))
+            # kaleido's failures are varied (browser, sandbox, timeout), and PNGs are optional.
+            except Exception as error:
+                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+                reason = f"PNG figures stopped at {figure.name}: {first_line}"
+                break
+    if reason:
+        written.notes.append(reason)

@@ -1,6 +1,7 @@
 """Diagnostic readout of the features `salt-budget probe` caches: ridge regression on per-time-step
 pooled features (mean and std over each time step's tokens, standardised on train), with the lambda
 that does best on val among {1, 10, 100, 1000}: optimistic, but the same rule for every encoder.
+The honest version, lambda chosen on a split of train, is the probe `probe.kind: ridge` (trainers/ridge_probe.py).
 
     python benchmarks/ridge_readout.py RUN_DIR [RUN_DIR ...] [--time-steps 4]
 
@@ -15,10 +16,7 @@ from pathlib import Path
 
 import torch
 
-
-def pooled(features: torch.Tensor, time_steps: int) -> torch.Tensor:
-    x = features.float().view(features.size(0), time_steps, -1, features.size(-1))
-    return torch.cat([x.mean(2).flatten(1), x.std(2).flatten(1)], 1)
+from trainers.ridge_probe import time_pooled
 
 
 def ridge_accuracy(train: torch.Tensor, train_y: torch.Tensor, val: torch.Tensor, val_y: torch.Tensor) -> float:
@@ -39,7 +37,7 @@ def main() -> None:
         oldest = {split: min(Path(run, "features").glob(f"{split}-*.pt"), key=lambda p: p.stat().st_mtime)
                   for split in ("train", "val")}
         train, val = (torch.load(oldest[split], weights_only=True) for split in ("train", "val"))
-        a, b = pooled(train["features"], args.time_steps), pooled(val["features"], args.time_steps)
+        a, b = time_pooled(train["features"], args.time_steps), time_pooled(val["features"], args.time_steps)
         mean, std = a.mean(0), a.std(0) + 1e-6
         a, b = (a - mean) / std, (b - mean) / std
         scores = [ridge_accuracy(a, train["labels"][:, t], b, val["labels"][:, t]) for t in range(train["labels"].size(1))]

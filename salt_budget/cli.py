@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(handler=_cmd_probe)
     _add_sweep_parser(commands)
     _add_report_parser(commands)
+    _add_study_parser(commands)
     return parser
 
 
@@ -131,6 +132,23 @@ class _ValuesThenOverrides(argparse.Action):
         except (ValueError, argparse.ArgumentTypeError) as error:
             parser.error(f"argument {option_string}: {error}")
         namespace.late_overrides = [*getattr(namespace, "late_overrides", []), *(v for v in values if "=" in v)]
+
+
+def _add_ray_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None, help="Ray cluster to join ('auto': the running one); default local")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial and teacher task (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=None,
+                        help="GPUs per trial, a fraction shares one (default 1 where the cluster has GPUs, else 0)")
+    parser.add_argument("--max-failures", type=int, default=1,
+                        help="retries of a failed trial, teacher or baseline task, each from its last checkpoint "
+                             "(default 1)")
+
+
+def _resources(args: argparse.Namespace):
+    from salt_budget.sweep.runner import Resources
+
+    return Resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                     max_failures=args.max_failures)
 
 
 def _add_sweep_parser(commands) -> None:
@@ -172,13 +190,7 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the plan with predicted FLOPs and time; train nothing")
     sweep.add_argument("--resume", action="store_true", help="continue this sweep after a crash or a stop")
-    sweep.add_argument("--address", default=None, help="Ray cluster to join ('auto': the running one); default local")
-    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial and teacher task (default 1)")
-    sweep.add_argument("--gpus-per-trial", type=float, default=None,
-                       help="GPUs per trial, a fraction shares one (default 1 where the cluster has GPUs, else 0)")
-    sweep.add_argument("--max-failures", type=int, default=1,
-                       help="retries of a failed trial, teacher or baseline task, each from its last checkpoint "
-                            "(default 1)")
+    _add_ray_args(sweep)
     sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted experiment overrides")
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -368,11 +380,64 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing trained, nothing written")
         return 0
-    from salt_budget.sweep.runner import Resources, run_sweep
+    from salt_budget.sweep.runner import run_sweep
 
-    resources = Resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                          max_failures=args.max_failures)
-    return run_sweep(plan, resume=args.resume, address=args.address, resources=resources)
+    return run_sweep(plan, resume=args.resume, address=args.address, resources=_resources(args))
+
+
+def _add_study_parser(commands) -> None:
+    study = commands.add_parser(
+        "study", help="the paper's ablations (allocation, teacher size, teacher masks, loss-accuracy) as sweeps",
+        description="Run every ablation of a study file (experiments/study_tiny.yaml) as sweeps in runs/<study>/: a "
+        "random-init encoder probed per seed, then each ablation's variants in order, then the study report "
+        "(runs/<study>/report: study.md, study.html, and the sweep report of the shared sweep). Overrides whose "
+        "first key is a study field (name, seeds, ablations...) change the study; the rest (data..., teacher..., "
+        "probe...) change the experiment of every sweep.",
+    )
+    study.add_argument("study_file", help="study YAML, e.g. experiments/study_tiny.yaml")
+    study.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted study or experiment overrides")
+    study.add_argument("--dry-run", action="store_true", help="print every sweep's plan, FLOPs and time; train nothing")
+    study.add_argument("--resume", action="store_true", help="continue this study after a crash or a stop")
+    _add_ray_args(study)
+    study.set_defaults(handler=_cmd_study)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from salt_budget.study.config import StudyConfig, load_study, study_sweeps
+    from salt_budget.study.runner import plan_study, run_study
+    from salt_budget.sweep.plan_table import format_plan, plan_frame
+
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    mine = [o for o in args.overrides if o.split("=", 1)[0].split(".", 1)[0] in fields]
+    experiment_overrides = [o for o in args.overrides if o not in mine]
+    study = load_study(args.study_file, mine)
+    study.overrides = [*study.overrides, *experiment_overrides]
+    plan = plan_study(study, study_sweeps(study, Path(args.study_file)))
+    total_flops = 0.0
+    for sweep, sweep_plan in zip(plan.sweeps, plan.plans):
+        frame = plan_frame(sweep_plan)
+        total_flops += float(frame["flops_total"].sum())
+        print(f"== ablation {sweep.ablation}, variant {sweep.variant}"
+              + (f" ({' '.join(sweep.overrides)})" if sweep.overrides else ""))
+        print(format_plan(sweep_plan, frame), flush=True)
+    allocations = {a.id + s.folder for s, p in zip(plan.sweeps, plan.plans) for a in p.allocations}
+    print(f"study '{study.name}' -> {plan.study_dir}: {len(plan.plans)} sweeps, {len(allocations)} distinct "
+          f"allocations; FLOPs summed over the allocations {total_flops:.3g} (a shared teacher counted per allocation)")
+    if args.dry_run:
+        print("dry run: nothing trained, nothing written")
+        return 0
+    from analysis.study_report import write_study_report
+
+    code = run_study(plan, resume=args.resume, address=args.address, resources=_resources(args))
+    written = write_study_report(plan.study_dir)
+    print(f"study report written to {written.out}:")
+    for path in written.files:
+        print(f"  {path.relative_to(written.out)}")
+    for note in written.notes:
+        print(note)
+    return code
 
 
 def _add_report_parser(commands) -> None:
@@ -391,9 +456,15 @@ def _add_report_parser(commands) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import parse_formats, write_report
+    from analysis.study import is_study
+    from analysis.study_report import write_study_report
 
-    written = write_report([Path(d) for d in args.run_dirs], out=Path(args.out) if args.out else None,
-                           task=args.task, formats=parse_formats(args.format))
+    if len(args.run_dirs) == 1 and is_study(Path(args.run_dirs[0])):
+        written = write_study_report(Path(args.run_dirs[0]), out=Path(args.out) if args.out else None,
+                                     task=args.task, formats=parse_formats(args.format))
+    else:
+        written = write_report([Path(d) for d in args.run_dirs], out=Path(args.out) if args.out else None,
+                               task=args.task, formats=parse_formats(args.format))
     print(f"report written to {written.out}:")
     for path in written.files:
         print(f"  {path.relative_to(written.out)}")
@@ -419,7 +490,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # An override after an option (`probe CK exp.yaml --encoder teacher data.frames=8`) is left over by
+    # argparse, which ends a positional list at the first option.
+    late = [item for item in extra if "=" in item and not item.startswith("-")]
+    unknown = [item for item in extra if item not in late]
+    if unknown or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or late)}")
+    if late:
+        args.overrides = [*args.overrides, *late]
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -120,7 +120,11 @@ def test_png_notes_instead_of_failing(report, monkeypatch, tmp_path):
     assert "kaleido is not installed" in png.unavailable()
     monkeypatch.setattr(png.importlib.util, "find_spec", lambda name: object())
     monkeypatch.setattr(png, "find_chromium", lambda: None)
+    monkeypatch.setattr(png, "_legacy_kaleido", lambda: False)
     assert "none was found" in png.unavailable()
+    monkeypatch.setattr(png, "_legacy_kaleido", lambda: True)  # kaleido 0.2 brings its own Chromium
+    assert png.unavailable() is None
+    monkeypatch.setattr(png, "_legacy_kaleido", lambda: False)
 
     def broken(figure, path):
         raise RuntimeError("browser closed unexpectedly\nmore detail")
@@ -130,6 +134,14 @@ def test_png_notes_instead_of_failing(report, monkeypatch, tmp_path):
     written = write_report([report[0]], out=tmp_path / "c", formats={"png"})
     assert written.notes == ["PNG figures stopped at pareto: browser closed unexpectedly"]
     assert not list((tmp_path / "c" / "figures").iterdir())
+
+
+@pytest.mark.skipif(png.unavailable() is not None, reason="no kaleido able to render here")
+def test_png_figures_are_images(report, tmp_path):
+    written = write_report([report[0]], out=tmp_path / "p", formats={"png"})
+    pngs = sorted((tmp_path / "p" / "figures").glob("*.png"))
+    assert not written.notes and len(pngs) == 6
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000 for path in pngs)
 
 
 def test_cli_writes_the_report(report, tmp_path, capsys):

@@ -24,6 +24,7 @@ from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
 from trainers.loop import resolve_device
 from trainers.models.probe import AttentiveProbe
+from trainers.ridge_probe import ridge_probe_task
 from trainers.models.vit import VisionTransformer
 from trainers.stage_config import ProbeConfig
 
@@ -178,8 +179,14 @@ def probe_encoder(
     }
     tasks = {}
     for column, task in enumerate(resolved.tasks):
-        tasks[task.name] = probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
-                                      device=device, grid=encoder.grid)
+        if cfg.kind == "ridge":
+            tasks[task.name] = ridge_probe_task(
+                views["train"]["features"], views["train"]["labels"][:, column], views["val"]["features"],
+                views["val"]["labels"][:, column], task.num_classes, lambdas=cfg.ridge_lambdas,
+                holdout_fraction=cfg.holdout_fraction, seed=seed, time_steps=encoder.grid[0])
+        else:
+            tasks[task.name] = probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
+                                          device=device, grid=encoder.grid)
         if progress:
             print(f"[probe] {task.name}: {tasks[task.name]['accuracy']:.1%} "
                   f"(chance {tasks[task.name]['chance']:.1%})", file=sys.stderr, flush=True)
@@ -188,6 +195,7 @@ def probe_encoder(
         "tasks": tasks,
         "rankme": rankme(pooled),
         "single_frame": cfg.single_frame,
+        "probe": cfg.kind,
         "position": cfg.position,
         "clips": {split: len(view["labels"]) for split, view in views.items()},
         "tokens": int(views["val"]["features"].size(1)),

@@ -147,6 +147,11 @@ class ProbeConfig:
     # "sincos": add a fixed (t, h, w) code to the features (RoPE encoders' tokens carry no absolute
     # position; trainers/models/probe.py). "none": the paper's probe, which adds nothing.
     position: Literal["sincos", "none"] = "sincos"
+    # "attentive": the paper's probe (above). "ridge": closed-form ridge regression on each time step's
+    # token mean and std (trainers/ridge_probe.py), lambda chosen on the held-out split of train: exact and
+    # seconds on a CPU, for small studies where a depth-1 attentive probe under-reads trained features.
+    kind: Literal["attentive", "ridge"] = "attentive"
+    ridge_lambdas: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
     device: str = "auto"
 
     def validate(self) -> None:
@@ -154,5 +159,7 @@ class ProbeConfig:
             raise ValueError("depth, epochs and batch_size must be >= 1")
         if not self.lrs or not self.weight_decays:
             raise ValueError("lrs and weight_decays need at least one value each")
+        if not self.ridge_lambdas or min(self.ridge_lambdas) <= 0:
+            raise ValueError(f"ridge_lambdas needs at least one value, all > 0 (got {self.ridge_lambdas})")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must lie in (0, 1) (got {self.holdout_fraction})")

@@ -1,0 +1,304 @@
+"""The study's findings: the paper's ablations (REFERENCE.md section 8) read from a study folder
+(salt-budget study): the allocation grid over seeds, teacher sizes, teacher masks, students against
+their teachers, the loss-accuracy regression, and the random-init floor and chance beside them.
+
+Each ablation is read from the rows of its own student units only (study.json lists their keys), so an
+allocation two ablations share counts in both, and a sweep folder's other rows do not leak in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.markdown import num, pct, table
+from analysis.regression import grouped_fits
+from analysis.tables import MEAN_TASK, Metric, ReportError, Results, equals, load_results
+
+
+@dataclass(frozen=True)
+class StudyData:
+    name: str
+    sweeps: list[dict]  # study.json's: ablation, variant, folder, overrides, allocations, students (unit keys)
+    results: dict[str, Results]  # by sweep folder
+    random_init: pd.DataFrame  # seed, acc_<task>..., acc_mean
+    log: list[dict]  # study_log.jsonl
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return next(iter(self.results.values())).tasks
+
+    @property
+    def metrics(self) -> list[Metric]:
+        return [Metric(t) for t in (*self.tasks, MEAN_TASK)]
+
+    def chance(self) -> dict[str, float]:
+        chance = {}
+        for task in self.tasks:
+            values = [r.ok[f"chance_{task}"].astype(float).mean() for r in self.results.values()
+                      if f"chance_{task}" in r.ok]
+            chance[task] = float(np.nanmean(values)) if values else float("nan")
+        chance[MEAN_TASK] = float(np.mean([chance[t] for t in self.tasks]))
+        return chance
+
+    def ablation(self, name: str) -> list[dict]:
+        return [s for s in self.sweeps if s["ablation"] == name]
+
+
+def is_study(path: Path) -> bool:
+    return (Path(path) / "study.json").is_file()
+
+
+def _random_init(study_dir: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted((study_dir / "random_init").glob("seed*/probes/random_init-*.json")):
+        result = json.loads(path.read_text())
+        if result.get("single_frame"):
+            continue
+        accuracies = {f"acc_{name}": task["accuracy"] for name, task in result["tasks"].items()}
+        rows.append({"seed": int(path.parts[-3].removeprefix("seed")), "encoder": result.get("encoder"),
+                     **accuracies, "acc_mean": float(np.mean(list(accuracies.values())))})
+    return pd.DataFrame(rows)
+
+
+def load_study(study_dir: Path) -> StudyData:
+    study_dir = Path(study_dir)
+    if not is_study(study_dir):
+        raise ReportError(f"{study_dir} has no study.json: it is not a study folder (salt-budget study writes one)")
+    manifest = json.loads((study_dir / "study.json").read_text())
+    results = {}
+    for folder in dict.fromkeys(s["folder"] for s in manifest["sweeps"]):
+        if (study_dir / folder / "results.parquet").is_file():
+            results[folder] = load_results([study_dir / folder])
+    if not results:
+        raise ReportError(f"{study_dir}: no sweep of the study has finished a unit yet; wait for it, or rerun "
+                          f"salt-budget study with --resume")
+    log_path = study_dir / "study_log.jsonl"
+    log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.is_file() else []
+    return StudyData(manifest["name"], manifest["sweeps"], results, _random_init(study_dir), log)
+
+
+def _final_pairs(study: StudyData, sweep: dict) -> pd.DataFrame:
+    """The sweep's final students with their teacher's final accuracies beside them (teacher_acc_*)."""
+    results = study.results.get(sweep["folder"])
+    if results is None:
+        return pd.DataFrame()
+    final = results.final
+    students = final[equals(final, "role", "student") & final["unit_key"].isin(sweep["students"])]
+    teachers = final[equals(final, "role", "teacher")].drop_duplicates("unit_key", keep="last")
+    columns = [m.column for m in study.metrics]
+    teacher_acc = teachers.set_index("unit_key")[columns].add_prefix("teacher_")
+    pairs = students.join(teacher_acc, on="teacher_key")
+    return pairs.assign(ablation=sweep["ablation"], variant=sweep["variant"])
+
+
+def final_pairs(study: StudyData, ablation: str | None = None) -> pd.DataFrame:
+    sweeps = study.sweeps if ablation is None else study.ablation(ablation)
+    parts = [p for p in (_final_pairs(study, s) for s in sweeps) if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _spread(frame: pd.DataFrame, by: list[str], study: StudyData) -> pd.DataFrame:
+    """Per group: seeds, and mean and standard deviation (over seeds) of student and teacher accuracies."""
+    rows = []
+    for key, group in frame.groupby(by, sort=False):
+        row = {column: value.item() if isinstance(value, np.generic) else value
+               for column, value in zip(by, key if isinstance(key, tuple) else (key,))}
+        row["seeds"] = int(group["seed"].nunique())
+        for metric in study.metrics:
+            row[f"student_{metric.name}"] = float(group[metric.column].mean())
+            row[f"student_{metric.name}_sd"] = float(group[metric.column].std(ddof=1)) if len(group) > 1 else np.nan
+            row[f"teacher_{metric.name}"] = float(group[f"teacher_{metric.column}"].mean())
+        row["student_beats_teacher"] = int((group["acc_mean"] > group["teacher_acc_mean"]).sum())
+        row["pairs"] = len(group)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def allocation_table(study: StudyData) -> pd.DataFrame:
+    pairs = final_pairs(study, "allocation")
+    if pairs.empty:
+        return pairs
+    pairs = pairs.sort_values(["budget", "teacher_share"])
+    return _spread(pairs, ["budget", "teacher_steps", "teacher_share"], study)
+
+
+def best_shares(allocation: pd.DataFrame) -> pd.DataFrame:
+    """Per budget: the share with the best seed-mean task average, the runner-up's gap, and the seeds' spread."""
+    rows = []
+    for budget, group in allocation.groupby("budget", sort=True):
+        ranked = group.sort_values("student_mean", ascending=False)
+        best = ranked.iloc[0]
+        gap = best["student_mean"] - ranked.iloc[1]["student_mean"] if len(ranked) > 1 else np.nan
+        rows.append({"budget": int(budget), "best_share": float(best["teacher_share"]),
+                     "best_teacher_steps": int(best["teacher_steps"]), "best_mean": float(best["student_mean"]),
+                     "gap_to_runner_up": float(gap), "seed_sd_mean": float(group["student_mean_sd"].mean()),
+                     "shares": len(group)})
+    return pd.DataFrame(rows)
+
+
+def variant_table(study: StudyData, ablation: str, by: str) -> pd.DataFrame:
+    pairs = final_pairs(study, ablation)
+    if pairs.empty:
+        return pairs
+    if by == "teacher_size":  # small to large, by the teacher's FLOPs per step (names do not sort by size)
+        per_step = pairs["flops_teacher"].astype(float) / pairs["teacher_steps"].astype(float)
+        pairs = pairs.assign(_cost=per_step.groupby(pairs["teacher_size"]).transform("median")).sort_values("_cost")
+    return _spread(pairs, [by], study)
+
+
+def regression_table(study: StudyData) -> pd.DataFrame:
+    """Student loss (smoothed) against probe accuracy over the allocation ablation's student checkpoints:
+    one fit per teacher (as the paper fits per teacher) and one pooled, for every task."""
+    parts = []
+    for sweep in study.ablation("allocation"):
+        results = study.results.get(sweep["folder"])
+        if results is None:
+            continue
+        ok = results.ok
+        parts.append(ok[equals(ok, "role", "student") & ok["unit_key"].isin(sweep["students"])])
+    if not parts:
+        return pd.DataFrame()
+    checkpoints = pd.concat(parts, ignore_index=True).sort_values(["budget", "teacher_steps", "seed", "step"])
+    # One fit per student run (the paper's: one student per teacher, over its checkpoints). Pooled runs mix
+    # targets of different teachers, whose losses are not on one scale.
+    checkpoints = checkpoints.assign(student=checkpoints["allocation_id"].astype(str))
+    fits = [grouped_fits(checkpoints, "loss_smoothed", m.column, "student").assign(task=m.name)
+            for m in study.metrics]
+    return pd.concat(fits, ignore_index=True)
+
+
+def tables(study: StudyData) -> dict[str, pd.DataFrame]:
+    allocation = allocation_table(study)
+    found = {
+        "study_allocation": allocation,
+        "study_best_share": best_shares(allocation) if len(allocation) else pd.DataFrame(),
+        "study_teacher_size": variant_table(study, "teacher_size", "teacher_size"),
+        "study_teacher_masks": variant_table(study, "teacher_masks", "variant"),
+        "study_regression": regression_table(study),
+        "study_random_init": study.random_init,
+        "study_pairs": final_pairs(study),
+    }
+    return {name: frame for name, frame in found.items() if len(frame)}
+
+
+def _pm(mean: float, sd: float) -> str:
+    return pct(mean) if np.isnan(sd) else f"{pct(mean)} ± {pct(sd)}"
+
+
+def _floor(study: StudyData) -> dict[str, float]:
+    if study.random_init.empty:
+        return {}
+    return {m.name: float(study.random_init[m.column].mean()) for m in study.metrics if m.column in study.random_init}
+
+
+def _variant_lines(frame: pd.DataFrame, by: str, study: StudyData, title: str) -> list[str]:
+    metrics = study.metrics
+    headers = [by.replace("_", " "), "seeds", *(f"teacher {m.label}" for m in metrics),
+               *(f"student {m.label}" for m in metrics)]
+    rows = [[r[by], int(r["seeds"]), *(pct(r[f"teacher_{m.name}"]) for m in metrics),
+             *(_pm(r[f"student_{m.name}"], r[f"student_{m.name}_sd"]) for m in metrics)] for _, r in frame.iterrows()]
+    return [f"## {title}", "", table(headers, rows), ""]
+
+
+def summary(study: StudyData, found: dict[str, pd.DataFrame]) -> str:
+    """study.md: setup, each ablation's table, and what holds against the paper, computed from the tables."""
+    chance, floor = study.chance(), _floor(study)
+    metrics = study.metrics
+    lines = [f"# Study {study.name}: the weak-teacher / strong-student ablations", ""]
+    wall = [r for r in study.log if "study" in r]
+    if wall:
+        lines.append(f"Wall time of the last full run: {wall[-1]['wall_s']:.0f} s ({wall[-1]['wall_s'] / 60:.1f} min), "
+                     f"finished {wall[-1]['finished_at']}.")
+    lines.append("Accuracies are probe accuracies on val in percent; ± is the standard deviation over seeds.")
+    lines += ["", "| reference | " + " | ".join(m.label for m in metrics) + " |",
+              "|---|" + "---|" * len(metrics),
+              "| chance | " + " | ".join(pct(chance.get(m.name)) for m in metrics) + " |"]
+    if floor:
+        lines.append(f"| random-init encoder ({len(study.random_init)} seed(s)) | "
+                     + " | ".join(pct(floor.get(m.name)) for m in metrics) + " |")
+    lines.append("")
+
+    verdicts: list[str] = []
+    allocation = found.get("study_allocation")
+    if allocation is not None:
+        headers = ["budget", "T", "share", "seeds", *(f"student {m.label}" for m in metrics), "teacher avg",
+                   "students > teacher"]
+        rows = [[int(r["budget"]), int(r["teacher_steps"]), f"{r['teacher_share']:.3g}", int(r["seeds"]),
+                 *(_pm(r[f"student_{m.name}"], r[f"student_{m.name}_sd"]) for m in metrics),
+                 pct(r["teacher_mean"]), f"{int(r['student_beats_teacher'])}/{int(r['pairs'])}"]
+                for _, r in allocation.iterrows()]
+        lines += ["## Allocation: teacher share of each budget", "", table(headers, rows), ""]
+        best = found["study_best_share"]
+        for _, r in best.iterrows():
+            lines.append(f"- Budget {int(r['budget'])}: best share {r['best_share']:.3g} (T = {int(r['best_teacher_steps'])}), "
+                         f"task average {pct(r['best_mean'])}, {pct(r['gap_to_runner_up'])} points above the runner-up; "
+                         f"seeds differ by {pct(r['seed_sd_mean'])} points (mean sd).")
+        resolved = best["gap_to_runner_up"] > best["seed_sd_mean"]
+        heaviest = allocation.groupby("budget")["teacher_share"].max()
+        heavy_best = int((best.set_index("budget")["best_share"] >= heaviest).sum())
+        shares = ", ".join(f"{r.best_share:.3g} of {int(r.budget)}" for r in best.itertuples())
+        verdicts.append(
+            f"Best teacher share per budget: {shares} (paper: T = 40k at every budget, 1/3 of 120k, 1/4 of 160k, "
+            f"1/6 of 240k); the most teacher-heavy share is best in {heavy_best} of {len(best)} budgets; the best "
+            f"share leads the runner-up by more than the seeds' spread in {int(resolved.sum())} of {len(best)}.")
+        lines.append("")
+    pairs = found.get("study_pairs")
+    if pairs is not None:
+        pairs = pairs.drop_duplicates("unit_key")  # an allocation two ablations share counts once
+        beats = pairs["acc_mean"] > pairs["teacher_acc_mean"]
+        verdicts.append(f"Students beat their teacher (task average) in {int(beats.sum())} of {len(pairs)} final "
+                        f"students (paper: every one).")
+        if floor:
+            above = pairs["acc_mean"] > floor[MEAN_TASK]
+            verdicts.append(f"Students above the random-init encoder's task average ({pct(floor[MEAN_TASK])}): "
+                            f"{int(above.sum())} of {len(pairs)}.")
+    sizes = found.get("study_teacher_size")
+    if sizes is not None:
+        lines += _variant_lines(sizes, "teacher_size", study, "Teacher size (one student size)")
+        if len(sizes) > 1:
+            teacher_range = sizes["teacher_mean"].max() - sizes["teacher_mean"].min()
+            student_range = sizes["student_mean"].max() - sizes["student_mean"].min()
+            verdicts.append(f"Teacher size ({', '.join(sizes['teacher_size'])}): teachers alone span "
+                            f"{pct(teacher_range)} points, their students {pct(student_range)}, against a seed spread "
+                            f"of {pct(sizes['student_mean_sd'].mean())} (paper, B to g: 7.8 against 1.1: larger "
+                            f"teachers barely help).")
+    masks = found.get("study_teacher_masks")
+    if masks is not None:
+        lines += _variant_lines(masks, "variant", study, "Teacher masking (the student keeps multi-block)")
+        ranked = masks.sort_values("student_mean", ascending=False)["variant"].tolist()
+        spread = masks["student_mean"].max() - masks["student_mean"].min()
+        verdicts.append(f"Teacher masking, students ranked by task average: {' > '.join(ranked)}, "
+                        f"{pct(spread)} points from first to last against a seed spread of "
+                        f"{pct(masks['student_mean_sd'].mean())} (paper: multiblock 77.4 > tube x1 77.1 > tube x2 76.9 "
+                        f"> causal 73.7).")
+    fits = found.get("study_regression")
+    if fits is not None:
+        lines += ["## Student loss against probe accuracy (allocation ablation, over each run's checkpoints)", "",
+                  "Per task: the median over student runs of R² and Spearman ρ (negative: lower loss, higher "
+                  "accuracy), how many runs have ρ < 0, and the fit pooled over every run's checkpoints (which mixes "
+                  "teachers whose losses are not on one scale). Every run's own fit: tables/study_regression.csv.",
+                  ""]
+        rows = []
+        for metric in metrics:
+            # Two checkpoints always fit a line exactly: a run's R² needs three.
+            runs = fits[(fits["task"] == metric.name) & (fits["student"] != "pooled") & (fits["n"] >= 3)]
+            pooled = fits[(fits["task"] == metric.name) & (fits["student"] == "pooled")].iloc[0]
+            rows.append([metric.label, len(runs), int(runs["n"].median()) if len(runs) else "n/a",
+                         num(runs["r2"].median(), ".2f"), num(runs["spearman"].median(), "+.2f"),
+                         f"{int((runs['spearman'] < 0).sum())}/{len(runs)}", num(pooled["r2"], ".2f"),
+                         num(pooled["spearman"], "+.2f")])
+            if metric.name == MEAN_TASK and len(runs):
+                verdicts.append(
+                    f"Student loss against task-average accuracy over each run's {int(runs['n'].median())} "
+                    f"checkpoints: R² median {runs['r2'].median():.2f}, lower loss with higher accuracy (ρ < 0) in "
+                    f"{int((runs['spearman'] < 0).sum())} of {len(runs)} runs (paper, per teacher on SSv2: R² "
+                    f"0.951-0.984, accuracy rising as the loss falls).")
+        lines += [table(["task", "runs", "checkpoints", "R² (median)", "ρ (median)", "runs with ρ < 0",
+                         "pooled R²", "pooled ρ"], rows), ""]
+    lines += ["## Against the paper", "", *(f"- {v}" for v in verdicts), ""]
+    return "\n".join(lines)

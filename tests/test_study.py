@@ -1,0 +1,178 @@
+"""The study: the file and its sweeps (shared folder, variants), the shipped study files' plans, a micro
+study on Ray end to end (random-init floor, three ablations, the report, a refused rerun, a resume that
+trains nothing), and the study analysis on a made-up study folder."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.study import best_shares, load_study, summary, tables
+from salt_budget.cli import main
+from salt_budget.study.config import SHARED_SWEEP, load_study as load_study_file, study_sweeps
+from salt_budget.study.runner import plan_study
+from salt_budget.sweep.results import append_rows
+from tests.test_sweep_run import MICRO, fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_study(path: Path, runs: Path, cache: Path, **changes) -> Path:
+    study = {
+        "name": "micro-study",
+        "overrides": [*MICRO, f"runs_dir={runs}", f"data.cache_dir={cache}", "teacher.encoder.preset=nano",
+                      "student.encoder.preset=nano", "probe.kind=ridge"],
+        "seeds": [0],
+        "probe_points": 2,
+        "ablations": {
+            "allocation": {"total_steps": [12, 16], "teacher_fractions": ["1/4", "1/2"]},
+            "teacher_size": {"total_steps": [16], "teacher_steps": [4], "teacher_sizes": ["nano", "micro"],
+                             "student_size": "nano"},
+            "teacher_masks": {"total_steps": [16], "teacher_steps": [4],
+                              "variants": {"multiblock": [], "causal": ["teacher.masks.kind=causal"]}},
+        },
+        **changes,
+    }
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def test_variants_without_overrides_share_one_sweep_folder(tmp_path):
+    study = load_study_file(write_study(tmp_path / "s.yaml", tmp_path / "runs", tmp_path / "cache"))
+    sweeps = study_sweeps(study, tmp_path / "s.yaml")
+    assert [(s.ablation, s.variant, s.folder) for s in sweeps] == [
+        ("allocation", "default", SHARED_SWEEP), ("teacher_size", "default", SHARED_SWEEP),
+        ("teacher_masks", "multiblock", SHARED_SWEEP), ("teacher_masks", "causal", "causal")]
+    causal = sweeps[-1].experiment
+    assert causal.teacher.masks.kind == "causal" and causal.student.masks.kind == "multiblock"
+    plan = plan_study(study, sweeps)
+    assert plan.study_dir == (tmp_path / "runs" / "micro-study").resolve()
+    assert [p.sweep_dir.name for p in plan.plans] == [SHARED_SWEEP] * 3 + ["causal"]
+
+
+def test_bad_study_files_fail_before_anything_runs(tmp_path):
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    with pytest.raises(Exception, match="ablation"):
+        load_study_file(write_study(tmp_path / "a.yaml", runs, cache, ablation={}))  # a typo of 'ablations'
+    path = write_study(tmp_path / "b.yaml", runs, cache)
+    data = yaml.safe_load(path.read_text())
+    data["ablations"]["teacher_masks"]["variants"]["causal"] = ["teacher.masks.knd=causal"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(Exception, match=r"teacher_masks.*causal.*knd"):
+        study_sweeps(load_study_file(path), path)
+    data["ablations"]["teacher_masks"]["variants"]["causal"] = ["teacher.masks.kind=causal"]
+    data["ablations"]["allocation"]["teacher_fractions"] = ["1/0"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(Exception, match="teacher_fractions"):
+        study_sweeps(load_study_file(path), path)
+    assert main(["study", str(path), "--dry-run"]) == 2
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("name", ["study_tiny.yaml", "study_small.yaml", "study_paper.yaml"])
+def test_the_shipped_studies_plan_the_paper_ablations(name):
+    path = ROOT / "experiments" / name
+    study = load_study_file(path)
+    plan = plan_study(study, study_sweeps(study, path))
+    allocation = [p for s, p in zip(plan.sweeps, plan.plans) if s.ablation == "allocation"][0]
+    budgets = sorted({a.budget for a in allocation.allocations})
+    assert len(budgets) == 3 and budgets[0] * 2 == budgets[2] and budgets[1] * 3 == budgets[2] * 2  # 120:160:240
+    shares = {a.teacher_share for a in allocation.allocations if a.budget == budgets[-1]}
+    assert {1 / 12, 1 / 6, 1 / 3, 1 / 2} <= {round(s * 12) / 12 for s in shares}
+    sizes = [s for s in plan.sweeps if s.ablation == "teacher_size"][0]
+    assert len(sizes.options.teacher_sizes) >= 3
+    kinds = {(s.experiment.teacher.masks.kind, s.experiment.teacher.masks.tube_masks)
+             for s in plan.sweeps if s.ablation == "teacher_masks"}
+    assert {"multiblock", "causal"} <= {k for k, _ in kinds} and {("tube", 1), ("tube", 2)} <= kinds
+
+
+def test_a_micro_study_runs_every_ablation_and_reports_it(tmp_path, capsys):
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    path = write_study(tmp_path / "study.yaml", runs, cache)
+    assert main(["study", str(path)]) == 0
+    study_dir = runs / "micro-study"
+    out = capsys.readouterr().out
+    assert "random-init nano (seed 0)" in out and "all 4 sweeps done" in out
+    manifest = json.loads((study_dir / "study.json").read_text())
+    assert [s["folder"] for s in manifest["sweeps"]] == [SHARED_SWEEP] * 3 + ["causal"]
+    # The allocation N16 T4 of the teacher-size and masking ablations is the allocation ablation's: trained once.
+    trials = sorted(p.name.rsplit("-", 1)[0] for p in (study_dir / SHARED_SWEEP / "trials").iterdir())
+    assert trials == sorted(["N12_T3-nano_S9-nano_seed0", "N12_T6-nano_S6-nano_seed0", "N16_T4-nano_S12-nano_seed0",
+                             "N16_T8-nano_S8-nano_seed0", "N16_T4-micro_S12-nano_seed0"])
+    probe = json.loads(next((study_dir / "causal" / "teachers").glob("*/probes/*.json")).read_text())
+    assert probe["probe"] == "ridge" and set(probe["tasks"]["motion"]) >= {"lambda", "accuracy"}
+    causal_teacher = next((study_dir / "causal" / "teachers").glob("*/config.yaml"))
+    assert yaml.safe_load(causal_teacher.read_text())["teacher"]["masks"]["kind"] == "causal"
+    log = [json.loads(line) for line in (study_dir / "study_log.jsonl").read_text().splitlines()]
+    assert len(log) == 5 and log[-1]["exit_codes"] == [0, 0, 0, 0] and log[-1]["wall_s"] > 0
+
+    report = study_dir / "report"
+    text = (report / "study.md").read_text()
+    for heading in ("## Allocation", "## Teacher size", "## Teacher masking", "## Student loss against",
+                    "## Against the paper", "random-init encoder"):
+        assert heading in text
+    assert (report / "study.html").stat().st_size > 100_000  # plotly.js inlined
+    assert (report / "sweep" / "report.html").is_file()
+    masks = pd.read_csv(report / "tables" / "study_teacher_masks.csv")
+    assert masks["variant"].tolist() == ["multiblock", "causal"]
+    allocation = pd.read_csv(report / "tables" / "study_allocation.csv")
+    assert sorted(zip(allocation.budget, allocation.teacher_steps)) == [(12, 3), (12, 6), (16, 4), (16, 8)]
+
+    before = fingerprint(study_dir / SHARED_SWEEP)
+    assert main(["study", str(path)]) == 2  # a rerun must say --resume
+    assert "add --resume" in capsys.readouterr().err
+    assert main(["study", str(path), "--resume"]) == 0
+    assert fingerprint(study_dir / SHARED_SWEEP) == before
+    assert main(["report", str(study_dir), "--format", "md"]) == 0
+    assert "study.md" in capsys.readouterr().out
+
+
+# -- the study analysis on a made-up folder ---------------------------------------------------------------
+
+
+def _rows(allocation_id, budget, t, seed, student_acc, teacher_acc, teacher_key):
+    common = {"schema_version": 1, "sweep": "main", "config_hash": "h", "budget": budget, "teacher_size": "tiny",
+              "teacher_steps": t, "teacher_share": t / budget, "student_size": "tiny", "student_steps": budget - t,
+              "seed": seed, "teacher_key": teacher_key, "status": "ok", "reason": None, "is_final": True,
+              "flops_teacher": 1.0, "flops_student": 1.0, "flops_total": 2.0, "rankme": 1.0,
+              "chance_motion": 0.1}
+    teacher = {**common, "unit_key": teacher_key, "role": "teacher", "allocation_id": None, "step": t,
+               "acc_motion": teacher_acc, "acc_mean": teacher_acc, "loss_final": 1.0, "loss_smoothed": 1.0}
+    students = [{**common, "unit_key": allocation_id, "role": "student", "allocation_id": allocation_id, "step": step,
+                 "is_final": step == budget - t, "acc_motion": acc, "acc_mean": acc, "loss_final": loss,
+                 "loss_smoothed": loss}
+                for step, acc, loss in ((1, student_acc - 0.1, 0.9), (budget - t, student_acc, 0.5))]
+    return [teacher, *students]
+
+
+def test_the_study_analysis_reads_seeds_shares_and_verdicts(tmp_path):
+    rows, ids = [], []
+    accuracy = {(100, 10): 0.50, (100, 50): 0.40}
+    for seed in (0, 1):
+        for (budget, t), acc in accuracy.items():
+            allocation = f"N{budget}_T{t}_seed{seed}"
+            ids.append(allocation)
+            rows += _rows(allocation, budget, t, seed, acc + 0.02 * seed, 0.45, f"teacher{t}-{seed}")
+    append_rows(tmp_path / "main", rows)
+    (tmp_path / "study.json").write_text(json.dumps({"name": "made-up", "seeds": [0, 1], "sweeps": [
+        {"ablation": "allocation", "variant": "default", "folder": "main", "overrides": [], "allocations": ids,
+         "students": ids}]}))
+    probes = tmp_path / "random_init" / "seed0" / "probes"
+    probes.mkdir(parents=True)
+    (probes / "random_init-tiny-seed0.json").write_text(json.dumps({"tasks": {"motion": {"accuracy": 0.3}}}))
+
+    study = load_study(tmp_path)
+    found = tables(study)
+    allocation = found["study_allocation"]
+    assert allocation["seeds"].tolist() == [2, 2]
+    assert np.allclose(allocation["student_motion"], [0.51, 0.41])
+    assert np.allclose(allocation["student_motion_sd"], [np.std([0.50, 0.52], ddof=1)] * 2)
+    best = best_shares(allocation).iloc[0]
+    assert best["best_teacher_steps"] == 10 and best["gap_to_runner_up"] == pytest.approx(0.10)
+    text = summary(study, found)
+    assert "Students beat their teacher (task average) in 2 of 4" in text
+    assert "Students above the random-init encoder's task average (30.0): 4 of 4" in text
+    assert "| chance | 10.0 | 10.0 |" in text
