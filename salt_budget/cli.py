@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_parser(commands)
     _add_report_parser(commands)
     _add_study_parser(commands)
+    _add_bench_parser(commands)
     return parser
 
 
@@ -438,6 +439,66 @@ def _cmd_study(args: argparse.Namespace) -> int:
     for note in written.notes:
         print(note)
     return code
+
+
+def _add_bench_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="trainer speed: step time, clips/s, TFLOP/s, MFU, memory, data wait, loop against reference",
+        description="Time one stage's steps through the real training loop (on the experiment's data, so the data "
+        "wait is real) and through a bare reference step on the same modules and batches; print step time, "
+        "clips/s, the FLOPs model's TFLOP/s, MFU against the device's bf16 peak and against its matmul rate "
+        "measured in the same run, and peak memory. --record appends the result to benchmarks/bench.jsonl. "
+        "The data loader alone: salt-budget data bench.",
+    )
+    _add_experiment_args(bench)
+    bench.add_argument("--stage", choices=["teacher", "student", "vjepa2"], default="student")
+    bench.add_argument("--model", default=None, metavar="PRESET", help="encoder preset of the stage (e.g. vit_large)")
+    bench.add_argument("--batch", type=int, default=None, help="batch size (default: the experiment's)")
+    bench.add_argument("--warmup", type=int, default=4, help="untimed steps first (compilation, allocator)")
+    bench.add_argument("--windows", type=int, default=3, help="timed windows (the median is reported)")
+    bench.add_argument("--window", type=int, default=4, help="steps per timed window")
+    bench.add_argument("--repeats", type=int, default=1,
+                       help="loop runs, each followed by a reference run (more repeats average out machine drift)")
+    bench.add_argument("--record", default=None, nargs="?", const="benchmarks/bench.jsonl", metavar="JSONL",
+                       help="append the result as one JSON line (default file: benchmarks/bench.jsonl)")
+    bench.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime, timezone
+
+    from trainers.bench import bench_stage
+    from trainers.config import ConfigError
+
+    cfg = _load(args)
+    stage = getattr(cfg, args.stage)
+    if args.model:
+        stage.encoder.preset = args.model
+    if args.batch:
+        stage.optim.batch_size = args.batch
+    if args.warmup < 1 or args.windows < 1 or args.window < 1 or args.repeats < 1 or args.warmup % args.window:
+        raise ConfigError(f"--warmup {args.warmup} must be a positive multiple of --window {args.window}, and "
+                          f"--windows and --repeats at least 1")
+    result = bench_stage(args.stage, cfg, warmup=args.warmup, windows=args.windows, per_window=args.window,
+                         repeats=args.repeats)
+    mfu_peak = "n/a (no data-sheet peak for this device)" if result.mfu_peak is None else f"{result.mfu_peak:.1%}"
+    print(f"{result.stage} {result.encoder}, batch {result.batch_size}, {result.frames} x {result.resolution} px, "
+          f"{result.device_name} ({result.precision}{', compiled' if result.compile else ''}):")
+    print(f"  step {result.loop_step_s * 1e3:.1f} ms (loop, data waits taken out) against {result.reference_step_s * 1e3:.1f} ms "
+          f"(bare reference step): ratio {result.loop_over_reference:.3f}")
+    print(f"  {result.clips_per_s:.1f} clips/s; waiting for data {result.loop_data_wait_share:.0%} of the loop's time")
+    print(f"  {result.flops_per_step:.3g} FLOPs per step = {result.achieved_tflops:.3g} TFLOP/s; matmul rate measured "
+          f"here {result.matmul_tflops:.3g} TFLOP/s -> MFU {result.mfu_matmul:.1%}; against the bf16 peak {mfu_peak}")
+    print(f"  peak memory {result.peak_memory_bytes / 2**30:.2f} GiB")
+    if args.record:
+        record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result.as_dict()}
+        path = Path(args.record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        print(f"appended to {path}")
+    return 0
 
 
 def _add_report_parser(commands) -> None:

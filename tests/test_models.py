@@ -61,6 +61,33 @@ def test_encoder_shapes_full_and_kept(nano):
     assert nano(x, keep).shape == (2, 9, 64)
 
 
+def test_activation_checkpointing_gives_the_same_gradients(nano):
+    clips = torch.randn(2, 3, nano.frames, nano.resolution, nano.resolution)
+    keep = torch.tensor([[0, 3, 5, 9], [1, 2, 8, 30]])
+
+    saved = {}
+
+    def gradients(recompute: bool) -> list[torch.Tensor]:
+        nano.zero_grad(set_to_none=True)
+        nano.activation_checkpointing = recompute
+        count = [0]
+
+        def pack(tensor):
+            count[0] += 1
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = nano(clips, keep).square().mean()
+        saved[recompute] = count[0]
+        loss.backward()
+        return [p.grad.clone() for p in nano.parameters()]
+
+    plain, recomputed = gradients(False), gradients(True)
+    nano.activation_checkpointing = False
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, recomputed))
+    assert saved[True] < saved[False] / 3  # the blocks' activations were not kept
+
+
 def test_wrong_clip_shape_is_a_clear_error(nano):
     with pytest.raises(ValueError, match=r"expected \(B, 3, 4, 32, 32\)"):
         nano(torch.zeros(1, 3, 8, 32, 32))

@@ -12,7 +12,7 @@ from trainers.checkpoint import CheckpointError, list_checkpoints, load_checkpoi
 from trainers.config import ConfigError, from_dict
 from trainers.data.config import DataConfig, SyntheticConfig
 from trainers.evaluate import probe_checkpoint, probe_random_init, rankme
-from trainers.loop import TrainingDiverged
+from trainers.loop import PendingScalars, TrainingDiverged
 from trainers.masks import MaskConfig
 from trainers.schedules import learning_rate, weight_decay
 from trainers.stage_config import (
@@ -171,6 +171,34 @@ def test_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(micro_data, t
     with pytest.raises(TrainingDiverged, match=r"nan at step 4.*step_00000003\.pt"):
         train_teacher(micro_teacher(), micro_data, tmp_path, seed=0, progress=False)
     assert [step for step, _ in list_checkpoints(tmp_path / "checkpoints")] == [3]
+
+
+def test_losses_are_read_back_only_at_logs_and_checkpoints(micro_data, tmp_path, monkeypatch):
+    reads = []
+    original = PendingScalars.read
+
+    def counted(self, kind, last_good):
+        reads.append(list(self.steps))
+        return original(self, kind, last_good)
+
+    monkeypatch.setattr(PendingScalars, "read", counted)
+    cfg = micro_teacher(steps=8)
+    cfg.run = replace(cfg.run, log_every=4, checkpoint_every=3)
+    train_teacher(cfg, micro_data, tmp_path, seed=0, progress=False)
+    assert reads == [[1, 2, 3], [4], [5, 6], [7, 8]]  # checkpoints at 3 and 6, logs at 4 and 8
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [4, 8] and all(math.isfinite(row["loss"]) for row in rows)
+
+
+def test_pending_scalars_name_the_first_step_that_is_not_finite():
+    pending = PendingScalars()
+    for step, loss in [(5, 1.0), (6, float("inf")), (7, float("nan"))]:
+        pending.add(step, {"loss": torch.tensor(loss), "grad_norm": torch.tensor(2.0)})
+    with pytest.raises(TrainingDiverged, match="inf at step 6; stopped .no checkpoint"):
+        pending.read("teacher", None)
+    pending.add(8, {"loss": torch.tensor(0.5), "grad_norm": torch.tensor(2.0)})
+    pending.add(9, {"loss": torch.tensor(0.25), "grad_norm": torch.tensor(1.0)})
+    assert pending.read("teacher", None) == {"loss": 0.75, "grad_norm": 3.0} and pending.read("teacher", None) == {}
 
 
 def test_unwritable_run_dir_and_foreign_checkpoints_are_clear_errors(micro_data, tmp_path, teacher_run):

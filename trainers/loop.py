@@ -9,7 +9,6 @@ restarts at the same sample (sample order, augmentation and masks are functions 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -42,15 +41,19 @@ class Stage(Protocol):
     grid: tuple[int, int, int]
     masks: MaskConfig
 
-    def to(self, device: torch.device) -> None: ...
+    def to(self, device: torch.device, frozen_dtype: torch.dtype | None = None) -> None:
+        """Move to `device`; a frozen network (the SALT student's teacher) may also be cast to `frozen_dtype`
+        (bf16 under bf16 autocast: half the memory, no per-step weight casts). Trained weights stay fp32."""
+        ...
 
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor: ...
 
     def flops_per_clip(self, masks: list[MaskSet]) -> float: ...
 
-    def after_step(self, step: int) -> dict[str, float]:
+    def after_step(self, step: int) -> dict[str, float | torch.Tensor]:
         """Work that follows optimiser step `step` (1-based; the baseline's EMA update), and scalars of the
-        step to average into metrics.jsonl (its target_std); the SALT stages do nothing."""
+        step to average into metrics.jsonl (its target_std), as floats or 0-d tensors (read back with the
+        loss, at the next log); the SALT stages do nothing."""
         ...
 
     def checkpoint_state(self) -> dict[str, Any]: ...
@@ -83,6 +86,37 @@ class LoopState:
     position: int = 0  # samples of `epoch` already consumed
     flops: float = 0.0
     wall_s: float = 0.0
+
+
+class PendingScalars:
+    """Per-step scalars left on the device until a log or a checkpoint reads them back in one transfer:
+    a `.item()` per step would make the host wait for every step's kernels (a GPU idles meanwhile)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.values: list[dict[str, torch.Tensor]] = []
+
+    def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        self.steps.append(step)
+        self.values.append({key: value.detach().float().reshape(()) for key, value in values.items()})
+
+    def read(self, kind: str, last_good: Path | None) -> dict[str, float]:
+        """Sums over the pending steps; raises TrainingDiverged naming the first step whose loss is not finite."""
+        if not self.steps:
+            return {}
+        keys = list(self.values[0])
+        table = torch.stack([torch.stack([v[k] for k in keys]) for v in self.values]).cpu()
+        steps, self.steps, self.values = self.steps, [], []
+        losses = table[:, keys.index("loss")]
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            first = int(bad[0])
+            where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"{kind} loss is {float(losses[first])} at step {steps[first]}; stopped ({where}). "
+                f"Lower optim.lr or check the data."
+            )
+        return dict(zip(keys, table.sum(0).tolist()))
 
 
 def _batches(loader: ClipLoader, state: LoopState, batch_size: int) -> Iterator[dict[str, Any]]:
@@ -153,7 +187,8 @@ def train(
     loader = build_loader(data, dataset, batch_size=optim.batch_size, shuffle=True, seed=seed, drop_last=True,
                           collate_fn=collator)
 
-    stage.to(device)
+    autocast = device.type == "cuda" and run.precision == "bf16"
+    stage.to(device, torch.bfloat16 if autocast else None)
     groups = param_groups(stage.trainable)
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
                                   fused=device.type == "cuda")
@@ -177,7 +212,6 @@ def train(
     model_step = stage.loss
     if run.compile:
         model_step = torch.compile(stage.loss)
-    autocast = device.type == "cuda" and run.precision == "bf16"
     keep = set(run.checkpoint_steps)
 
     def save(step: int) -> Path:
@@ -193,6 +227,7 @@ def train(
 
     stream = _batches(loader, state, optim.batch_size)
     last_good = existing[-1][1] if existing else None
+    pending = PendingScalars()
     window: dict[str, float] = {}
     window_start = time.perf_counter()
     with open(metrics_path, "a") as metrics_file:
@@ -208,16 +243,9 @@ def train(
             masks = batch["masks"]
             flops = stage.flops_per_clip(masks) * len(batch["video"])
             clips = normalize_clips(batch["video"].to(device, non_blocking=True), data.mean, data.std)
-            masks = [_to_device(mask, device) for mask in masks]
+            masks = [mask_to_device(mask, device) for mask in masks]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = model_step(clips, masks)
-            value = loss.item()
-            if not math.isfinite(value):
-                where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
-                raise TrainingDiverged(
-                    f"{stage.kind} loss is {value} at step {state.step + 1}; stopped ({where}). "
-                    f"Lower optim.lr or check the data."
-                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -226,13 +254,21 @@ def train(
             optimizer.step()
             state.step += 1
             logged = stage.after_step(state.step)
+            on_device = {key: value for key, value in logged.items() if isinstance(value, torch.Tensor)}
+            pending.add(state.step, {"loss": loss, "grad_norm": grad_norm, **on_device})
             state.flops += flops
             state.wall_s += time.perf_counter() - started
-            for key, amount in [("loss", value), ("grad_norm", float(grad_norm)), ("data_wait_s", waited),
-                                ("clips", len(batch["video"])), ("n", 1),
-                                *batch["mask_stats"].items(), *logged.items()]:
+            for key, amount in [("data_wait_s", waited), ("clips", len(batch["video"])), ("n", 1),
+                                *batch["mask_stats"].items(),
+                                *((k, v) for k, v in logged.items() if k not in on_device)]:
                 window[key] = window.get(key, 0.0) + amount
-            if state.step % run.log_every == 0 or state.step == optim.steps:
+            checkpoint_due = (state.step % run.checkpoint_every == 0 or state.step in keep
+                              or state.step == optim.steps)
+            log_due = state.step % run.log_every == 0 or state.step == optim.steps
+            if log_due or checkpoint_due:  # never write a checkpoint before its steps' losses are known finite
+                for key, amount in pending.read(stage.kind, last_good).items():
+                    window[key] = window.get(key, 0.0) + amount
+            if log_due:
                 elapsed = time.perf_counter() - window_start
                 n = window.pop("n")
                 row = {"step": state.step, "loss": window.pop("loss") / n, "lr": lr, "wd": wd,
@@ -247,11 +283,11 @@ def train(
                           f"{row['clips_per_s']:.1f} clips/s data {row['data_wait_share']:.0%} "
                           f"eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
                 window, window_start = {}, time.perf_counter()
-            if state.step % run.checkpoint_every == 0 or state.step in keep or state.step == optim.steps:
+            if checkpoint_due:
                 last_good = save(state.step)
     return checkpoint_path(ckpt_dir, optim.steps)
 
 
-def _to_device(mask: MaskSet, device: torch.device) -> MaskSet:
+def mask_to_device(mask: MaskSet, device: torch.device) -> MaskSet:
     move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
     return MaskSet(move(mask.context), move(mask.target), move(mask.context_valid), move(mask.target_valid))

@@ -66,6 +66,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast applies on CUDA only
     compile: bool = False
+    activation_checkpointing: bool = False  # the trained encoder recomputes block activations in backward
     log_every: int = 10
     checkpoint_every: int = 300
     checkpoint_steps: list[int] = field(default_factory=list)  # kept forever (e.g. a teacher's ladder)

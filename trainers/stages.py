@@ -53,8 +53,10 @@ def token_counts(masks: list[MaskSet]) -> tuple[float, float]:
 def latent_targets(encoder: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     """Non-affine layer_norm of `encoder`'s output on the whole clip, without gradient: the target of the
     SALT student (frozen teacher) and of the V-JEPA 2 baseline (EMA copy)."""
-    with torch.no_grad():
-        latents = encoder(clips)
+    # inference_mode, not no_grad: no autograd bookkeeping at all (version counters, views) for a network
+    # that never trains; the result is only read (gathered, subtracted), never saved for backward.
+    with torch.inference_mode():
+        latents = encoder(clips.to(next(encoder.parameters()).dtype))
         return F.layer_norm(latents.float(), (latents.size(-1),))
 
 
@@ -90,6 +92,7 @@ class TeacherStage:
     def __init__(self, cfg: TeacherConfig, data: DataConfig):
         self.description = encoder_description(cfg.encoder, data)
         self.encoder = build_encoder(self.description)
+        self.encoder.activation_checkpointing = cfg.run.activation_checkpointing
         spec = self.encoder.spec
         self.decoder = pixel_decoder(
             spec.width, self.encoder.grid, spec.patch_size, spec.tubelet_size,
@@ -101,7 +104,7 @@ class TeacherStage:
         self.per_token_norm = cfg.pixel_norm == "token"
         self._params = (param_count(self.encoder), param_count(self.decoder))
 
-    def to(self, device: torch.device) -> None:
+    def to(self, device: torch.device, frozen_dtype: torch.dtype | None = None) -> None:
         self.trainable.to(device)
 
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
@@ -154,6 +157,7 @@ class StudentStage:
 
         self.description = encoder_description(cfg.encoder, data)
         self.encoder = build_encoder(self.description)
+        self.encoder.activation_checkpointing = cfg.run.activation_checkpointing
         if self.teacher.grid != self.encoder.grid:
             raise ConfigError(
                 f"the teacher's token grid {self.teacher.grid} cannot serve the student's {self.encoder.grid}: "
@@ -168,9 +172,9 @@ class StudentStage:
         self.masks = cfg.masks
         self._params = (param_count(self.encoder), param_count(self.predictor), param_count(self.teacher))
 
-    def to(self, device: torch.device) -> None:
+    def to(self, device: torch.device, frozen_dtype: torch.dtype | None = None) -> None:
         self.trainable.to(device)
-        self.teacher.to(device)
+        self.teacher.to(device, dtype=frozen_dtype)
 
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
         targets = latent_targets(self.teacher, clips)

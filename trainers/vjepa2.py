@@ -65,6 +65,7 @@ class VJEPA2Stage:
     def __init__(self, cfg: VJEPA2Config, data: DataConfig):
         self.description = encoder_description(cfg.encoder, data)
         self.encoder = build_encoder(self.description)
+        self.encoder.activation_checkpointing = cfg.run.activation_checkpointing
         self.ema = copy.deepcopy(self.encoder).requires_grad_(False)
         width = self.encoder.width
         self.predictor = Predictor(width, width, self.encoder.grid, width=cfg.predictor.width,
@@ -78,24 +79,24 @@ class VJEPA2Stage:
         self._params = (param_count(self.encoder), param_count(self.predictor))
         self._target_std = torch.zeros(())  # of the last loss() call
 
-    def to(self, device: torch.device) -> None:
+    def to(self, device: torch.device, frozen_dtype: torch.dtype | None = None) -> None:
         self.trainable.to(device)
-        self.ema.to(device)
+        self.ema.to(device)  # fp32 whatever frozen_dtype says: the EMA update accumulates small steps
 
     def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor:
         targets = latent_targets(self.ema, clips)
         # Copied to the host in stream order: done once the loop's loss.item() has synchronised, so reading
         # it in after_step costs no second synchronisation per step.
-        self._target_std = target_std(targets).to("cpu", non_blocking=True)
+        self._target_std = target_std(targets).detach()
         return latent_prediction_loss(self.encoder, self.predictor, clips, targets, masks)
 
     def flops_per_clip(self, masks: list[MaskSet]) -> float:
         return vjepa2_step_flops(*self._params, *token_counts(masks), float(self.ema.num_tokens))
 
-    def after_step(self, step: int) -> dict[str, float]:
+    def after_step(self, step: int) -> dict[str, float | torch.Tensor]:
         momentum = ema_momentum(step, self.momentum, self.steps)
         ema_update(list(self.ema.parameters()), list(self.encoder.parameters()), momentum)
-        return {"momentum": momentum, "target_std": float(self._target_std)}
+        return {"momentum": momentum, "target_std": self._target_std}  # a 0-d tensor: read back at the next log
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {

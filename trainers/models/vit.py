@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from trainers.models.presets import ViTSpec
 from trainers.models.rope import apply_rope, rope_tables
@@ -124,6 +125,9 @@ class VisionTransformer(nn.Module):
         cos, sin = rope_tables(self.grid, spec.width // spec.heads)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        # Recompute each block's activations in the backward pass instead of keeping them: about a third
+        # more compute for memory that no longer grows with depth (RunConfig.activation_checkpointing).
+        self.activation_checkpointing = False
         init_weights(self)
         rescale_blocks(self.blocks)
 
@@ -144,8 +148,9 @@ class VisionTransformer(nn.Module):
         if valid is not None and valid.shape != x.shape[:2]:
             raise ValueError(f"valid of shape {tuple(valid.shape)} does not match tokens {tuple(x.shape[:2])}")
         rope = gather_rope(self.rope_cos, self.rope_sin, keep)
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, rope, valid)
+            x = checkpoint(block, x, rope, valid, use_reentrant=False) if recompute else block(x, rope, valid)
         return self.norm(x)
 
 

@@ -1,0 +1,240 @@
+"""Trainer speed, measured: one stage's steps through the real training loop (`train`, on the data set,
+so the share of time waiting for data is real) and through a bare reference step on the same modules
+and batches, the FLOPs model's rate against the device's peak and its measured matmul rate, and peak
+memory.
+
+The reference is the plainest driver of the same computation: forward, backward, clip, AdamW, on
+batches prepared in memory. The ratio loop / reference is what the trainer's machinery costs (data
+stream, schedules, mask transfers, metrics, checkpoints), not how fast the model code itself is.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import resource
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import torch
+
+from trainers.checkpoint import save_checkpoint
+from trainers.data.build import build_dataset, build_loader, resolve_data
+from trainers.data.config import DataConfig
+from trainers.data.transforms import normalize_clips
+from trainers.encoders import build_encoder, encoder_description
+from trainers.loop import mask_to_device, param_groups, resolve_device
+from trainers.masks import MaskCollator, MaskGenerator
+from trainers.stage_config import RunConfig, StudentConfig, TeacherConfig, VJEPA2Config
+from trainers.stages import StudentStage, TeacherStage
+from trainers.train import train_student, train_teacher, train_vjepa2
+from trainers.vjepa2 import VJEPA2Stage
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity).
+PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10G": 70.0}
+STAGES = ("teacher", "student", "vjepa2")
+
+
+@dataclass
+class BenchResult:
+    stage: str
+    encoder: str
+    batch_size: int
+    frames: int
+    resolution: int
+    device: str
+    device_name: str
+    precision: str
+    compile: bool
+    steps_timed: int
+    loop_step_s: float  # median over the timed windows, data waits taken out
+    loop_data_wait_share: float  # of the loop's wall time, waiting for the next batch
+    reference_step_s: float  # median of the bare reference step, timed before and after the loop
+    loop_over_reference: float
+    clips_per_s: float  # the loop's, data waits included
+    flops_per_step: float  # REFERENCE.md section 7 (6ND trained, 2ND frozen), measured token counts
+    achieved_tflops: float  # flops_per_step / loop_step_s
+    matmul_tflops: float  # measured on this device in this run
+    peak_tflops: float | None  # data sheet, bf16 dense; None when unknown (a CPU)
+    mfu_matmul: float  # achieved / measured matmul rate
+    mfu_peak: float | None
+    peak_memory_bytes: int  # CUDA: max allocated; CPU: the process's peak resident set
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def peak_tflops(device_name: str) -> float | None:
+    return next((value for key, value in PEAK_BF16_TFLOPS.items() if key in device_name), None)
+
+
+def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, seconds: float = 1.0) -> float:
+    """The rate of one square matmul, repeated for about `seconds`: what this device gives plain GEMMs."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    torch.matmul(a, b)
+    _sync(device)
+    repeats, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        torch.matmul(a, b)
+        repeats += 1
+        if repeats % 8 == 0:
+            _sync(device)
+    _sync(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _stage_config(kind: str, experiment: Any) -> TeacherConfig | StudentConfig | VJEPA2Config:
+    return copy.deepcopy(getattr(experiment, kind))
+
+
+def _random_teacher(cfg: StudentConfig, data: DataConfig, folder: Path) -> Path:
+    """A teacher checkpoint with random weights of the student's size: the student step costs the same."""
+    description = encoder_description(cfg.encoder, data)
+    path = folder / "random_teacher.pt"
+    save_checkpoint(path, {"kind": "teacher", "step": 0, "encoder": description,
+                           "encoder_state": build_encoder(description).state_dict()})
+    return path
+
+
+def _loop_times(kind: str, cfg: Any, data: DataConfig, folder: Path, warmup: int, windows: int,
+                per_window: int) -> tuple[list[float], list[float], list[float]]:
+    """Per timed window: (seconds per step without data waits, data-wait share, clips/s), from metrics.jsonl."""
+    cfg.optim.steps = warmup + windows * per_window
+    cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, warmup)
+    cfg.optim.cooldown_steps = 0
+    cfg.run = RunConfig(device=cfg.run.device, precision=cfg.run.precision, compile=cfg.run.compile,
+                        activation_checkpointing=cfg.run.activation_checkpointing, log_every=per_window,
+                        checkpoint_every=10**9, keep_last=1)
+    if warmup % per_window:
+        raise ValueError(f"warm-up steps {warmup} must be a multiple of the window {per_window}")
+    trainer = {"teacher": train_teacher, "student": train_student, "vjepa2": train_vjepa2}[kind]
+    trainer(cfg, data, folder, seed=0, progress=False)
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    timed = [row for row in rows if row["step"] > warmup]
+    walls = [b["wall_s"] - a["wall_s"] for a, b in zip(rows, rows[1:]) if b["step"] > warmup]
+    compute = [(wall - row["data_wait_s"]) / per_window for wall, row in zip(walls, timed)]
+    waits = [row["data_wait_share"] for row in timed]
+    rates = [row["clips_per_s"] for row in timed]
+    return compute, waits, rates
+
+
+def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.device, warmup: int,
+                     steps: int) -> tuple[list[float], float]:
+    """Seconds of each timed bare step and the mean FLOPs of a timed step. The batches are the loop's own
+    (the same loader, seed and mask draws, so the same token counts step for step), each decoded just before
+    its step and off the clock, as the loop's are with data.workers 0; the step moves it to the device and
+    normalises it, as the loop does."""
+    resolved = resolve_data(data, progress=False)
+    dataset = build_dataset(data, "train", train=True, resolved=resolved)
+    loader = build_loader(data, dataset, batch_size=cfg.optim.batch_size, shuffle=True, seed=0, drop_last=True,
+                          collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0))
+
+    def batches():  # epochs continue as the loop's stream does
+        epoch = 0
+        while True:
+            loader.set_epoch(epoch, 0)
+            yield from loader
+            epoch += 1
+
+    autocast = device.type == "cuda" and cfg.run.precision == "bf16"
+    stage.to(device, torch.bfloat16 if autocast else None)
+    optimizer = torch.optim.AdamW(param_groups(stage.trainable), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                  fused=device.type == "cuda")
+    loss_fn = torch.compile(stage.loss) if cfg.run.compile else stage.loss
+    times, flops = [], []
+    for step, batch in zip(range(warmup + steps), batches()):
+        if step >= warmup:
+            flops.append(stage.flops_per_clip(batch["masks"]) * len(batch["video"]))
+        _sync(device)
+        started = time.perf_counter()
+        clips = normalize_clips(batch["video"].to(device, non_blocking=True), data.mean, data.std)
+        masks = [mask_to_device(mask, device) for mask in batch["masks"]]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(clips, masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(stage.trainable.parameters(), cfg.optim.grad_clip or float("inf"))
+        optimizer.step()
+        stage.after_step(step + 1)
+        _sync(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - started)
+    return times, sum(flops) / len(flops)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
+
+
+def _versions() -> dict[str, str]:
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"torch": torch.__version__, "python": platform.python_version(), "commit": commit,
+            "cuda": torch.version.cuda or "", "threads": str(torch.get_num_threads()), "host": platform.node()}
+
+
+def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3, per_window: int = 4,
+                repeats: int = 1, matmul_size: int | None = None) -> BenchResult:
+    """Time `kind` ('teacher', 'student', 'vjepa2') as the experiment configures it: `repeats` loop runs of
+    `windows` x `per_window` timed steps after `warmup`, each followed by a reference run."""
+    if kind not in STAGES:
+        raise ValueError(f"unknown stage {kind!r}; choose from {', '.join(STAGES)}")
+    data = experiment.data
+    cfg = _stage_config(kind, experiment)
+    device = resolve_device(cfg.run.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with tempfile.TemporaryDirectory(prefix="salt-bench-") as tmp:
+        folder = Path(tmp)
+        if kind == "student":
+            cfg.teacher_checkpoint = str(_random_teacher(cfg, data, folder))
+        torch.manual_seed(0)
+        stage = {"teacher": TeacherStage, "student": StudentStage, "vjepa2": VJEPA2Stage}[kind](cfg, data)
+        # Reference and loop alternate, the reference first and last: a machine's speed drifts (clock boost,
+        # caches, a neighbour's load) by as much as the difference measured, and alternating spreads the drift
+        # over both sides of the ratio.
+        reference, flops = _reference_times(stage, cfg, data, device, warmup, windows * per_window)
+        compute, waits, rates = [], [], []
+        for repeat in range(repeats):
+            times = _loop_times(kind, copy.deepcopy(cfg), data, folder / f"loop{repeat}", warmup, windows, per_window)
+            compute, waits, rates = compute + times[0], waits + times[1], rates + times[2]
+            reference += _reference_times(stage, cfg, data, device, warmup, windows * per_window)[0]
+    dtype = torch.bfloat16 if device.type == "cuda" and cfg.run.precision == "bf16" else torch.float32
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    matmul = matmul_tflops(device, dtype, matmul_size or (8192 if device.type == "cuda" else 1024))
+    loop_step, reference_step = median(compute), median(reference)
+    achieved = flops / loop_step / 1e12
+    peak = peak_tflops(device_name) if device.type == "cuda" else None
+    memory = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+              else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return BenchResult(
+        stage=kind, encoder=cfg.encoder.preset, batch_size=cfg.optim.batch_size, frames=data.frames,
+        resolution=data.resolution, device=str(device), device_name=device_name, precision=str(dtype).split(".")[-1],
+        compile=cfg.run.compile, steps_timed=repeats * windows * per_window, loop_step_s=loop_step,
+        loop_data_wait_share=median(waits), reference_step_s=reference_step,
+        loop_over_reference=loop_step / reference_step, clips_per_s=median(rates), flops_per_step=flops,
+        achieved_tflops=achieved, matmul_tflops=matmul, peak_tflops=peak, mfu_matmul=achieved / matmul,
+        mfu_peak=achieved / peak if peak else None, peak_memory_bytes=int(memory), versions=_versions(),
+    )
