@@ -104,7 +104,7 @@ def probe_random_floor(plan: StudyPlan) -> None:
 
 def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = None,
               resources: Resources = Resources()) -> int:
-    """Every sweep of the study, then its report; 0 when every sweep finished, else 1 (the report still runs)."""
+    """The random-init floor, then every sweep of the study in order; 0 when every sweep finished, else 1."""
     _prepare(plan, resume)
     started = time.perf_counter()
     if plan.study.random_init_probe:
