@@ -416,16 +416,16 @@ def _cmd_study(args: argparse.Namespace) -> int:
     study = load_study(args.study_file, mine)
     study.overrides = [*study.overrides, *experiment_overrides]
     plan = plan_study(study, study_sweeps(study, Path(args.study_file)))
-    total_flops = 0.0
+    flops = {}  # by (folder, allocation): an allocation two ablations share is trained, and counted, once
     for sweep, sweep_plan in zip(plan.sweeps, plan.plans):
         frame = plan_frame(sweep_plan)
-        total_flops += float(frame["flops_total"].sum())
+        flops.update({(sweep.folder, a): float(f) for a, f in zip(frame["allocation_id"], frame["flops_total"])})
         print(f"== ablation {sweep.ablation}, variant {sweep.variant}"
               + (f" ({' '.join(sweep.overrides)})" if sweep.overrides else ""))
         print(format_plan(sweep_plan, frame), flush=True)
-    allocations = {a.id + s.folder for s, p in zip(plan.sweeps, plan.plans) for a in p.allocations}
-    print(f"study '{study.name}' -> {plan.study_dir}: {len(plan.plans)} sweeps, {len(allocations)} distinct "
-          f"allocations; FLOPs summed over the allocations {total_flops:.3g} (a shared teacher counted per allocation)")
+    print(f"study '{study.name}' -> {plan.study_dir}: {len(plan.plans)} sweeps, {len(flops)} distinct "
+          f"allocations; FLOPs summed over them {sum(flops.values()):.3g} (a teacher shared by allocations counted "
+          f"in each)")
     if args.dry_run:
         print("dry run: nothing trained, nothing written")
         return 0

@@ -53,6 +53,23 @@ def test_variants_without_overrides_share_one_sweep_folder(tmp_path):
     assert [p.sweep_dir.name for p in plan.plans] == [SHARED_SWEEP] * 3 + ["causal"]
 
 
+def test_the_dry_run_counts_a_shared_allocation_once(tmp_path, capsys):
+    from salt_budget.sweep.plan_table import plan_frame
+
+    path = write_study(tmp_path / "s.yaml", tmp_path / "runs", tmp_path / "cache")
+    assert main(["study", str(path), "--dry-run"]) == 0
+    study = load_study_file(path)
+    plan = plan_study(study, study_sweeps(study, path))
+    distinct = {}
+    for sweep, sweep_plan in zip(plan.sweeps, plan.plans):
+        frame = plan_frame(sweep_plan)
+        distinct.update({(sweep.folder, a): f for a, f in zip(frame["allocation_id"], frame["flops_total"])})
+    assert len(distinct) == 6  # 4 of the allocation ablation, the micro teacher's, the causal teacher's
+    out = capsys.readouterr().out
+    assert f"6 distinct allocations; FLOPs summed over them {sum(distinct.values()):.3g}" in out
+    assert not (tmp_path / "runs").exists()
+
+
 def test_bad_study_files_fail_before_anything_runs(tmp_path):
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     with pytest.raises(Exception, match="ablation"):
