@@ -64,7 +64,7 @@ class BenchResult:
     peak_tflops: float | None  # data sheet, bf16 dense; None when unknown (a CPU)
     mfu_matmul: float  # achieved / measured matmul rate
     mfu_peak: float | None
-    peak_memory_bytes: int  # CUDA: max allocated; CPU: the process's peak resident set
+    peak_memory_bytes: int  # CUDA: max allocated by the loop's runs; CPU: the process's peak resident set
     versions: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -204,8 +204,7 @@ def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3
     data = experiment.data
     cfg = _stage_config(kind, experiment)
     device = resolve_device(cfg.run.device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    loop_memory = 0
     with tempfile.TemporaryDirectory(prefix="salt-bench-") as tmp:
         folder = Path(tmp)
         if kind == "student":
@@ -218,7 +217,13 @@ def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3
         reference, flops = _reference_times(stage, cfg, data, device, warmup, windows * per_window)
         compute, waits, rates = [], [], []
         for repeat in range(repeats):
+            if device.type == "cuda":  # the loop's peak memory alone: the reference's copy leaves the device
+                stage.to(torch.device("cpu"))
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
             times = _loop_times(kind, copy.deepcopy(cfg), data, folder / f"loop{repeat}", warmup, windows, per_window)
+            if device.type == "cuda":
+                loop_memory = max(loop_memory, torch.cuda.max_memory_allocated(device))
             compute, waits, rates = compute + times[0], waits + times[1], rates + times[2]
             reference += _reference_times(stage, cfg, data, device, warmup, windows * per_window)[0]
     dtype = torch.bfloat16 if device.type == "cuda" and cfg.run.precision == "bf16" else torch.float32
@@ -227,8 +232,7 @@ def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3
     loop_step, reference_step = median(compute), median(reference)
     achieved = flops / loop_step / 1e12
     peak = peak_tflops(device_name) if device.type == "cuda" else None
-    memory = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-              else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    memory = loop_memory if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return BenchResult(
         stage=kind, encoder=cfg.encoder.preset, batch_size=cfg.optim.batch_size, frames=data.frames,
         resolution=data.resolution, device=str(device), device_name=device_name, precision=str(dtype).split(".")[-1],
