@@ -79,7 +79,7 @@ def _colours(keys: list) -> dict:
     return {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(keys)}
 
 
-def _chance_line(figure: go.Figure, chance: dict[str, float], metric: Metric, cell: dict[str, int]) -> None:
+def chance_line(figure: go.Figure, chance: dict[str, float], metric: Metric, cell: dict[str, int]) -> None:
     """The probe's chance level (the task average's: the mean over tasks), where the table records it."""
     values = list(chance.values()) if metric.name == MEAN_TASK else [chance.get(metric.name, float("nan"))]
     if values and not np.isnan(np.mean(values)):
@@ -114,7 +114,7 @@ def pareto_figure(findings: Findings, metrics: list[Metric], sizes: list[str], c
         figure.add_trace(go.Scatter(x=xs, y=_pct(ys), mode="lines", line=dict(shape="hv", color="black", width=1.5),
                                     name="Pareto front", legendgroup="front", showlegend=i == 0, hoverinfo="skip"),
                          **_cell(i, cols))
-        _chance_line(figure, chance, metric, _cell(i, cols))
+        chance_line(figure, chance, metric, _cell(i, cols))
     figure.update_xaxes(type="log", title_text="total training FLOPs (teacher + student; a baseline's own)")
     figure.update_yaxes(title_text="accuracy (%)")
     return Figure("pareto", title,
@@ -158,7 +158,7 @@ def allocation_figure(findings: Findings, metrics: list[Metric], chance: dict[st
                 hoverinfo="text", hovertext=[f"{name}<br>fitted optimum ({row['optimum_where']} the tested range)"
                                              f"<br>share {row['optimum_share']:.3f}, {row['optimum_accuracy']:.1%}"]),
                 **_cell(i, cols))
-        _chance_line(figure, chance, metric, _cell(i, cols))
+        chance_line(figure, chance, metric, _cell(i, cols))
     figure.update_xaxes(type="log", title_text="teacher share of the step budget (T / N)")
     figure.update_yaxes(title_text="final student accuracy (%)")
     return Figure("allocation", title,

@@ -8,17 +8,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.figures import PALETTE, PANEL_HEIGHT, Figure
+from analysis.figures import PALETTE, PANEL_HEIGHT, Figure, chance_line
 from analysis.tables import Metric
 
 
 def _references(figure: go.Figure, chance: dict[str, float], floor: dict[str, float], metric: Metric,
                 row: int, col: int) -> None:
-    for value, label, dash in ((chance.get(metric.name), "chance", "dot"), (floor.get(metric.name), "random init",
-                                                                            "dash")):
-        if value is not None and value == value:
-            figure.add_hline(y=100 * value, line_dash=dash, line_color="grey", annotation_text=label,
-                             annotation_position="bottom right", row=row, col=col)
+    """The chance line as the sweep report draws it, and the random-init encoder's accuracy (dashed)."""
+    chance_line(figure, chance, metric, {"row": row, "col": col})
+    value = floor.get(metric.name)
+    if value is not None and value == value:
+        figure.add_hline(y=100 * value, line_dash="dash", line_color="grey", annotation_text="random init",
+                         annotation_position="bottom right", row=row, col=col)
 
 
 def allocation_figure(allocation: pd.DataFrame, metrics: list[Metric], chance: dict[str, float],

@@ -31,7 +31,7 @@ from trainers.data.transforms import normalize_clips
 from trainers.encoders import build_encoder, encoder_description
 from trainers.loop import mask_to_device, param_groups, resolve_device
 from trainers.masks import MaskCollator, MaskGenerator
-from trainers.stage_config import RunConfig, StudentConfig, TeacherConfig, VJEPA2Config
+from trainers.stage_config import RunConfig, StudentConfig
 from trainers.stages import StudentStage, TeacherStage
 from trainers.train import train_student, train_teacher, train_vjepa2
 from trainers.vjepa2 import VJEPA2Stage
@@ -94,10 +94,6 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, seconds: 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _stage_config(kind: str, experiment: Any) -> TeacherConfig | StudentConfig | VJEPA2Config:
-    return copy.deepcopy(getattr(experiment, kind))
 
 
 def _random_teacher(cfg: StudentConfig, data: DataConfig, folder: Path) -> Path:
@@ -202,7 +198,7 @@ def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3
     if kind not in STAGES:
         raise ValueError(f"unknown stage {kind!r}; choose from {', '.join(STAGES)}")
     data = experiment.data
-    cfg = _stage_config(kind, experiment)
+    cfg = copy.deepcopy(getattr(experiment, kind))
     device = resolve_device(cfg.run.device)
     loop_memory = 0
     with tempfile.TemporaryDirectory(prefix="salt-bench-") as tmp:
