@@ -6,6 +6,7 @@ schema version it reads is spelled out here; tests/test_analysis.py checks that 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -134,6 +135,16 @@ def from_frame(frame: pd.DataFrame, source: str = "results table", runs: Sequenc
     return Results(frame.reset_index(drop=True), discover_tasks(frame.columns), tuple(runs), tuple(notes))
 
 
+def read_parquet_snapshot(path: Path) -> pd.DataFrame:
+    """Read a table that another process may replace while we read it.
+
+    The writers swap in a whole new file with a rename, but pyarrow opens a path more than once (the
+    footer, then the pages): a swap in between pairs the old footer with the new file's pages and fails
+    ("Deserializing page header failed"). One read of the bytes sees a single version of the file.
+    """
+    return pd.read_parquet(io.BytesIO(path.read_bytes()))
+
+
 def read_run(run_dir: Path) -> pd.DataFrame:
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir} is not a directory: give a sweep's run folder, e.g. runs/<name>")
@@ -142,7 +153,7 @@ def read_run(run_dir: Path) -> pd.DataFrame:
         raise ReportError(f"{run_dir} has no results.parquet: it is not a sweep's run folder, or no unit has "
                           f"finished yet (salt-budget sweep writes it as units finish)")
     try:
-        return pd.read_parquet(path)
+        return read_parquet_snapshot(path)
     except (OSError, ValueError) as error:  # pyarrow's errors derive from these
         raise ReportError(f"{path} cannot be read ({error}); rerun the sweep with --resume to rewrite it") from None
 

@@ -98,6 +98,33 @@ def test_concurrent_appends_lose_nothing(tmp_path):
     assert len(read_results(tmp_path)) == 30
 
 
+def _append_until(folder: str, stop) -> None:
+    i = 0
+    while not stop.is_set():
+        append_rows(Path(folder), [row(f"u{i}", 0, reason="x" * (i % 50))])  # each version a different layout
+        i += 1
+
+
+def test_a_read_while_another_process_appends_sees_a_whole_table(tmp_path):
+    # pd.read_parquet(path) opens the file twice; a rename between the two used to fail the reader
+    # ("Deserializing page header failed": a CI run lost a trial to it).
+    append_rows(tmp_path, [row("first", 0)])
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    writer = context.Process(target=_append_until, args=(str(tmp_path), stop))
+    writer.start()
+    sizes = []
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            sizes.append(len(read_results(tmp_path)))
+    finally:
+        stop.set()
+        writer.join()
+    assert len(set(sizes)) > 5, "the writer did not get to append while the test read"
+    assert sizes == sorted(sizes)
+
+
 def test_a_trial_whose_teacher_failed_says_so(tmp_path):
     experiment = load_experiment(None, overrides(tmp_path / "runs", tmp_path / "cache"))
     plan = build_plan(experiment, SweepOptions(total_steps=(24,), teacher_steps=(4,), teacher_sizes=("nano",),

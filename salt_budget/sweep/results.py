@@ -1,11 +1,12 @@
 """The results table runs/<name>/results.parquet (+ results.csv): one row per (encoder, checkpoint).
 
 Every unit appends its rows as it finishes them. An append holds a file lock, rewrites both files
-through a temporary file and a rename (a reader never sees half a table), and keeps one row per
+through a temporary file and a rename, and keeps one row per
 (unit_key, step): a resumed or retried unit replaces its rows instead of duplicating them. A unit
 that fails for good gets one row at step FAILED_STEP with status "failed" and the reason; its
 rows from a later successful attempt replace it. target_std and collapsed are a baseline's collapse
-signal (trainers/vjepa2.py), empty for teachers and students.
+signal (trainers/vjepa2.py), empty for teachers and students. A read takes the file's bytes in one go
+(analysis.tables.read_parquet_snapshot), so it sees one whole version of the table, never half of one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.tables import read_parquet_snapshot
 from trainers.locks import file_lock
 
 SCHEMA_VERSION = 1
@@ -58,7 +60,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_results(sweep_dir: Path) -> pd.DataFrame:
     path = table_path(sweep_dir)
-    return pd.read_parquet(path) if path.is_file() else _typed(pd.DataFrame())
+    return read_parquet_snapshot(path) if path.is_file() else _typed(pd.DataFrame())
 
 
 def _replace(frame: pd.DataFrame, path: Path, write) -> None:
