@@ -71,3 +71,65 @@ def test_the_gpu_path_runs_in_bf16_and_reports_mfu(tmp_path):
     assert result.device.startswith("cuda") and result.precision == "bfloat16"
     assert result.peak_memory_bytes > 0 and result.matmul_tflops > 1
     assert result.mfu_peak is None or 0 < result.mfu_peak < 1
+
+
+# -- the probe stage ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("lrs", "head_steps"), [("[1e-3]", 2 * 2 * 3), ("[1e-3, 1e-4]", 2 * 3 * 2 * 3)])
+def test_the_probe_stage_times_extraction_and_the_head(tmp_path, lrs, head_steps):
+    from tests.test_flops import counted_flops
+    from trainers.bench_probe import bench_probe
+    from trainers.encoders import build_encoder, encoder_description
+
+    experiment = load_experiment(None, micro(tmp_path, "probe.extract_batch_size=4", f"probe.lrs={lrs}"))
+    result = bench_probe(experiment, warmup=2, batches=3)
+    assert result.stage == "probe" and result.probe == "attentive" and result.batches_timed == 3
+    assert (result.train_clips, result.val_clips) == (24, 12)
+    encoder = build_encoder(encoder_description(experiment.student.encoder, experiment.data))
+    assert result.extract_flops_per_clip == counted_flops(encoder, torch.randn(1, 3, 4, 32, 32))
+    assert result.extract_tflops == pytest.approx(result.extract_flops_per_clip * 4 / result.extract_step_s / 1e12)
+    assert 0 <= result.extract_data_wait_share < 1 and result.extract_clips_per_s > 0
+    assert result.head_flops_per_step > 0 and result.head_step_s > 0
+    assert result.head_tflops == pytest.approx(result.head_flops_per_step / result.head_step_s / 1e12)
+    # Both splits at the measured rate, then every head's steps: 2 tasks x 2 epochs x ceil(24 / 8) steps with one
+    # lr; with two, 3 fits per task (one per lr, then the chosen one's refit) on ceil(22 / 8) = 3 steps an epoch.
+    extraction = (24 + 12) / result.extract_clips_per_s
+    assert result.full_probe_s == pytest.approx(extraction + head_steps * result.head_step_s)
+
+
+def test_a_head_steps_flops_are_counted_once_per_clip():
+    from trainers.bench_probe import head_step_flops
+    from trainers.models.probe import AttentiveProbe
+
+    probe = AttentiveProbe(16, 5, depth=1, heads=2, grid=None)
+    one = head_step_flops(probe, torch.randn(2, 8, 16), torch.tensor([0, 1]))
+    two = head_step_flops(probe, torch.randn(4, 8, 16), torch.tensor([0, 1, 2, 3]))
+    assert two == 2 * one and all(p.grad is None for p in probe.parameters())
+
+
+def test_the_probe_stage_with_the_ridge_readout(tmp_path):
+    from trainers.bench_probe import bench_probe
+
+    experiment = load_experiment(None, micro(tmp_path, "probe.extract_batch_size=4", "probe.kind=ridge"))
+    result = bench_probe(experiment, warmup=1, batches=4)
+    assert result.probe == "ridge" and result.head_step_s is None and result.head_fit_s > 0
+    assert result.full_probe_s > (24 + 12) / result.extract_clips_per_s
+
+
+def test_the_probe_stage_says_when_the_split_is_too_small(tmp_path):
+    from trainers.bench_probe import bench_probe
+    from trainers.config import ConfigError
+
+    with pytest.raises(ConfigError, match="the train split has 24 clips; 2 \\+ 8 batches of 4 need 40"):
+        bench_probe(load_experiment(None, micro(tmp_path, "probe.extract_batch_size=4")), warmup=2, batches=8)
+
+
+def test_the_cli_benches_the_probe(tmp_path, capsys):
+    record = tmp_path / "bench.jsonl"
+    args = ["bench", *micro(tmp_path), "--stage", "probe", "--batch", "4", "--warmup", "2", "--windows", "1",
+            "--window", "2", "--record", str(record)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "extraction: batch 4" in out and "head: batch 8" in out and "one probe of a checkpoint" in out
+    line = json.loads(record.read_text().splitlines()[0])
+    assert line["stage"] == "probe" and line["batches_timed"] == 2 and "date" in line

@@ -64,4 +64,4 @@ def test_written_list_reads_back(tmp_path):
     rows = [("x.mp4", [1, 2]), ("with space.mp4", [0, 0])]
     write_clip_list(tmp_path / "out.csv", rows)
     entries = read_clip_list(tmp_path / "out.csv", TASKS)
-    assert [(e.path, list(e.labels)) for e in entries] == [(str(tmp_path / p), l) for p, l in rows]
+    assert [(e.path, list(e.labels)) for e in entries] == [(str(tmp_path / p), labels) for p, labels in rows]

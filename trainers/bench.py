@@ -80,18 +80,18 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, seconds: 
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     torch.matmul(a, b)
-    _sync(device)
+    sync(device)
     repeats, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         torch.matmul(a, b)
         repeats += 1
         if repeats % 8 == 0:
-            _sync(device)
-    _sync(device)
+            sync(device)
+    sync(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e12
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -154,7 +154,7 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
     for step, batch in zip(range(warmup + steps), batches()):
         if step >= warmup:
             flops.append(stage.flops_per_clip(batch["masks"]) * len(batch["video"]))
-        _sync(device)
+        sync(device)
         started = time.perf_counter()
         clips = normalize_clips(batch["video"].to(device, non_blocking=True), data.mean, data.std)
         masks = [mask_to_device(mask, device) for mask in batch["masks"]]
@@ -165,13 +165,13 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
         torch.nn.utils.clip_grad_norm_(stage.trainable.parameters(), cfg.optim.grad_clip or float("inf"))
         optimizer.step()
         stage.after_step(step + 1)
-        _sync(device)
+        sync(device)
         if step >= warmup:
             times.append(time.perf_counter() - started)
     return times, sum(flops) / len(flops)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -181,7 +181,7 @@ def _cpu_name() -> str:
     return f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
 
 
-def _versions() -> dict[str, str]:
+def run_versions() -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=10).stdout.strip()
@@ -223,7 +223,7 @@ def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3
             compute, waits, rates = compute + times[0], waits + times[1], rates + times[2]
             reference += _reference_times(stage, cfg, data, device, warmup, windows * per_window)[0]
     dtype = torch.bfloat16 if device.type == "cuda" and cfg.run.precision == "bf16" else torch.float32
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     matmul = matmul_tflops(device, dtype, matmul_size or (8192 if device.type == "cuda" else 1024))
     loop_step, reference_step = median(compute), median(reference)
     achieved = flops / loop_step / 1e12
@@ -236,5 +236,5 @@ def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3
         loop_data_wait_share=median(waits), reference_step_s=reference_step,
         loop_over_reference=loop_step / reference_step, clips_per_s=median(rates), flops_per_step=flops,
         achieved_tflops=achieved, matmul_tflops=matmul, peak_tflops=peak, mfu_matmul=achieved / matmul,
-        mfu_peak=achieved / peak if peak else None, peak_memory_bytes=int(memory), versions=_versions(),
+        mfu_peak=achieved / peak if peak else None, peak_memory_bytes=int(memory), versions=run_versions(),
     )

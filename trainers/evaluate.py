@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,24 +50,36 @@ def centre_frame_clips(clips: torch.Tensor) -> torch.Tensor:
 def extract_features(
     encoder: VisionTransformer, data: DataConfig, resolved: ResolvedData, split: str, *,
     batch_size: int, device: torch.device, single_frame: bool, progress: bool = True,
+    max_batches: int | None = None, timings: list[tuple[float, float]] | None = None,
 ) -> dict[str, torch.Tensor]:
+    """Tokens of every clip of `split` (of its first `max_batches` batches when given). `timings`, when
+    given, receives per batch (seconds waiting for it, seconds computing it): what `salt-budget bench
+    --stage probe` reads."""
     dataset = build_dataset(data, split, train=False, resolved=resolved)
     loader = ClipLoader(dataset, batch_size=batch_size, shuffle=False, workers=data.workers,
                         pin_memory=data.pin_memory, max_bad_fraction=data.max_bad_fraction)
     features, labels, indices = [], [], []
     encoder = encoder.to(device).eval()
+    waiting = time.perf_counter()
     with torch.inference_mode():
         for number, batch in enumerate(loader, start=1):
+            arrived = time.perf_counter()
             clips = normalize_clips(batch["video"].to(device), data.mean, data.std)
             if single_frame:
                 clips = centre_frame_clips(clips)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 tokens = encoder(clips)
-            features.append(tokens.to(torch.float16).cpu())
+            features.append(tokens.to(torch.float16).cpu())  # a blocking copy: the device is done with the batch
             labels.append(batch["labels"])
             indices.append(batch["index"])
+            if timings is not None:
+                done = time.perf_counter()
+                timings.append((arrived - waiting, done - arrived))
+                waiting = done
             if progress and (number % 20 == 0 or number == len(loader)):
                 print(f"[probe] features of {split}: {number}/{len(loader)} batches", file=sys.stderr, flush=True)
+            if max_batches is not None and number >= max_batches:
+                break
     return {"features": torch.cat(features), "labels": torch.cat(labels), "index": torch.cat(indices)}
 
 
