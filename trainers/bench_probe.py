@@ -32,6 +32,8 @@ from trainers.loop import resolve_device
 from trainers.models.probe import AttentiveProbe
 from trainers.ridge_probe import ridge_probe_task
 
+HEAD_STEPS = 24  # timed steps of the head, at least: a CPU's step time wanders by 20% over a handful
+
 
 @dataclass
 class ProbeBenchResult:
@@ -139,7 +141,7 @@ def bench_probe(experiment: Any, *, encoder_preset: str | None = None, warmup: i
         fit_cfg.epochs = 1
         fit_probe(features, labels, num_classes, fit_cfg, lr=cfg.lrs[0], weight_decay=cfg.weight_decays[0], seed=0,
                   device=device, grid=encoder.grid)  # warm-up
-        fit_cfg.epochs = max(1, math.ceil(4 * cfg.batch_size / len(features)))
+        fit_cfg.epochs = max(1, math.ceil(HEAD_STEPS * cfg.batch_size / len(features)))
         steps = fit_cfg.epochs * math.ceil(len(features) / cfg.batch_size)
         started = time.perf_counter()
         fit_probe(features, labels, num_classes, fit_cfg, lr=cfg.lrs[0], weight_decay=cfg.weight_decays[0], seed=0,
