@@ -46,6 +46,30 @@ def test_the_reference_steps_over_the_loops_own_batches(tmp_path):
     assert flops[2] - flops[1] != flops[3] - flops[2]  # multi-block masks differ per batch: the order matters
 
 
+def test_a_record_does_not_make_the_next_run_dirty(tmp_path):
+    import subprocess
+
+    from trainers.bench import code_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench.jsonl").write_text("{}\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    commit = code_commit(tmp_path)
+    assert commit and not commit.endswith("-dirty")
+    (tmp_path / "benchmarks" / "bench.jsonl").write_text("{}\n{}\n")  # what --record does
+    assert code_commit(tmp_path / "benchmarks") == commit
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert code_commit(tmp_path / "benchmarks") == f"{commit}-dirty"
+    assert code_commit(tmp_path.parent / "not-a-checkout-") == ""
+
+
 def test_peaks_and_matmul_rate():
     assert peak_tflops("NVIDIA H100 80GB HBM3") == 989.4 and peak_tflops("NVIDIA H200") == 989.4
     assert peak_tflops("AMD EPYC 7B13 (2 threads)") is None

@@ -181,12 +181,23 @@ def cpu_name() -> str:
     return f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
 
 
-def run_versions() -> dict[str, str]:
+def code_commit(folder: Path | None = None) -> str:
+    """The checkout's commit, "-dirty" when code differs from it. benchmarks/ does not count: each --record
+    appends to a file there, and a second run of the same code is not other code."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=folder or Path(__file__).parent,
+                              timeout=10, check=True).stdout.strip()
+
     try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)benchmarks")
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        return ""
+    return f"{commit}-dirty" if changed else commit
+
+
+def run_versions() -> dict[str, str]:
+    commit = code_commit()
     return {"torch": torch.__version__, "python": platform.python_version(), "commit": commit,
             "cuda": torch.version.cuda or "", "threads": str(torch.get_num_threads()), "host": platform.node()}
 
