@@ -77,6 +77,17 @@ def test_predicted_flops_follow_reference_section_7(tmp_path):
         4.218e13, rel=0.01)
 
 
+def test_predicted_flops_count_the_tokens_of_a_micro_batch():
+    # Masks are cut to the least tokens of the batch the collator sees: a micro-batch of 4 keeps more
+    # context than a batch of 16, and a batch of 16 in 4 micro-batches costs what batches of 4 do.
+    whole = load_experiment(None, ["teacher.optim.batch_size=16"]).teacher
+    parts = load_experiment(None, ["teacher.optim.batch_size=16", "teacher.run.micro_batches=4"]).teacher
+    small = load_experiment(None, ["teacher.optim.batch_size=4"]).teacher
+    data = load_experiment(None, []).data
+    assert teacher_flops_per_clip(parts, data) == teacher_flops_per_clip(small, data)
+    assert teacher_flops_per_clip(parts, data) > teacher_flops_per_clip(whole, data)
+
+
 def test_ladder_trains_the_longest_teacher_plus_the_shorter_ones_cool_downs(experiment):
     plan = plan_of(experiment, total_steps=(120, 240), teacher_steps=(20, 40, 80), cooldown_fraction=0.25)
     [ladder] = ladders(plan)

@@ -190,6 +190,64 @@ def test_losses_are_read_back_only_at_logs_and_checkpoints(micro_data, tmp_path,
     assert [row["step"] for row in rows] == [4, 8] and all(math.isfinite(row["loss"]) for row in rows)
 
 
+@pytest.mark.parametrize("kind", ["teacher", "student"])
+def test_micro_batches_give_the_gradient_of_one_pass_over_the_batch(micro_data, teacher_run, kind):
+    import numpy as np
+
+    from trainers.loop import backward_in_parts
+    from trainers.masks import MaskGenerator, MaskSet
+
+    torch.manual_seed(0)
+    stage = TeacherStage(micro_teacher(), micro_data) if kind == "teacher" else StudentStage(
+        micro_student(teacher_run[1]), micro_data)
+    masks, _ = MaskGenerator(stage.masks, stage.grid)(4, np.random.default_rng(0))
+    video = torch.randint(0, 256, (4, 3, 4, 32, 32), dtype=torch.uint8)
+
+    def rows(mask, chosen):
+        return MaskSet(*(None if t is None else t[chosen] for t in (mask.context, mask.target, mask.context_valid,
+                                                                     mask.target_valid)))
+
+    grads = {}
+    for parts in (1, 2, 4):
+        size = 4 // parts
+        batches = [{"video": video[i : i + size], "masks": [rows(m, slice(i, i + size)) for m in masks]}
+                   for i in range(0, 4, size)]
+        stage.trainable.zero_grad(set_to_none=True)
+        loss = backward_in_parts(stage.loss, batches, micro_data, torch.device("cpu"), autocast=False)
+        grads[parts] = (float(loss), [p.grad.clone() for p in stage.trainable.parameters()])
+    for parts in (2, 4):
+        assert grads[parts][0] == pytest.approx(grads[1][0], rel=1e-5)
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads[parts][1], grads[1][1]))
+
+
+def test_a_step_in_micro_batches_sees_the_clips_of_the_whole_batch(micro_data, tmp_path, monkeypatch):
+    seen = []
+    original = TeacherStage.loss
+
+    def recorded(self, clips, masks):
+        seen.append(clips.clone())
+        return original(self, clips, masks)
+
+    monkeypatch.setattr(TeacherStage, "loss", recorded)
+    train_teacher(micro_teacher(steps=7), micro_data, tmp_path / "whole", seed=0, progress=False)
+    whole, seen[:] = list(seen), []
+    train_teacher(micro_teacher(steps=7, micro_batches=2), micro_data, tmp_path / "parts", seed=0, progress=False)
+    assert [len(c) for c in whole] == [4] * 7 and [len(c) for c in seen] == [2] * 14
+    # 7 steps of 4 pass the 24 clips' epoch boundary: the stream continues in both the same way
+    assert all(torch.equal(w, torch.cat(seen[2 * i : 2 * i + 2])) for i, w in enumerate(whole))
+    rows = [json.loads(line) for line in (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(1, 8)) and all(math.isfinite(row["loss"]) for row in rows)
+
+
+def test_micro_batches_must_divide_the_batch(micro_data, tmp_path):
+    from salt_budget.experiment import load_experiment
+
+    with pytest.raises(ConfigError, match="run.micro_batches 3 does not divide optim.batch_size 4.*e.g. 2"):
+        train_teacher(micro_teacher(micro_batches=3), micro_data, tmp_path, seed=0, progress=False)
+    with pytest.raises(ConfigError, match="student.*run.micro_batches 5 does not divide optim.batch_size 16.*e.g. 4"):
+        load_experiment(None, ["student.run.micro_batches=5"])
+
+
 def test_pending_scalars_name_the_first_step_that_is_not_finite():
     pending = PendingScalars()
     for step, loss in [(5, 1.0), (6, float("inf")), (7, float("nan"))]:

@@ -27,9 +27,8 @@ import torch
 from trainers.checkpoint import save_checkpoint
 from trainers.data.build import build_dataset, build_loader, resolve_data
 from trainers.data.config import DataConfig
-from trainers.data.transforms import normalize_clips
 from trainers.encoders import build_encoder, encoder_description
-from trainers.loop import mask_to_device, param_groups, resolve_device
+from trainers.loop import backward_in_parts, param_groups, resolve_device
 from trainers.masks import MaskCollator, MaskGenerator
 from trainers.stage_config import RunConfig, StudentConfig
 from trainers.stages import StudentStage, TeacherStage
@@ -112,7 +111,8 @@ def _loop_times(kind: str, cfg: Any, data: DataConfig, folder: Path, warmup: int
     cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, warmup)
     cfg.optim.cooldown_steps = 0
     cfg.run = RunConfig(device=cfg.run.device, precision=cfg.run.precision, compile=cfg.run.compile,
-                        activation_checkpointing=cfg.run.activation_checkpointing, log_every=per_window,
+                        activation_checkpointing=cfg.run.activation_checkpointing,
+                        micro_batches=cfg.run.micro_batches, log_every=per_window,
                         checkpoint_every=10**9, keep_last=1)
     if warmup % per_window:
         raise ValueError(f"warm-up steps {warmup} must be a multiple of the window {per_window}")
@@ -135,14 +135,18 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
     normalises it, as the loop does."""
     resolved = resolve_data(data, progress=False)
     dataset = build_dataset(data, "train", train=True, resolved=resolved)
-    loader = build_loader(data, dataset, batch_size=cfg.optim.batch_size, shuffle=True, seed=0, drop_last=True,
-                          collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0))
+    loader = build_loader(data, dataset, batch_size=cfg.run.micro_batch_size(cfg.optim.batch_size), shuffle=True,
+                          seed=0, drop_last=True, collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0))
 
-    def batches():  # epochs continue as the loop's stream does
-        epoch = 0
+    def batches():  # a step's micro-batches; epochs continue as the loop's stream does
+        epoch, parts = 0, []
         while True:
             loader.set_epoch(epoch, 0)
-            yield from loader
+            for part in loader:
+                parts.append(part)
+                if len(parts) == cfg.run.micro_batches:
+                    yield parts
+                    parts = []
             epoch += 1
 
     autocast = device.type == "cuda" and cfg.run.precision == "bf16"
@@ -151,17 +155,13 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
                                   fused=device.type == "cuda")
     loss_fn = torch.compile(stage.loss) if cfg.run.compile else stage.loss
     times, flops = [], []
-    for step, batch in zip(range(warmup + steps), batches()):
+    for step, parts in zip(range(warmup + steps), batches()):
         if step >= warmup:
-            flops.append(stage.flops_per_clip(batch["masks"]) * len(batch["video"]))
+            flops.append(sum(stage.flops_per_clip(part["masks"]) * len(part["video"]) for part in parts))
         sync(device)
         started = time.perf_counter()
-        clips = normalize_clips(batch["video"].to(device, non_blocking=True), data.mean, data.std)
-        masks = [mask_to_device(mask, device) for mask in batch["masks"]]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_fn(clips, masks)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        backward_in_parts(loss_fn, parts, data, device, autocast)
         torch.nn.utils.clip_grad_norm_(stage.trainable.parameters(), cfg.optim.grad_clip or float("inf"))
         optimizer.step()
         stage.after_step(step + 1)

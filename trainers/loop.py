@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol, Sequence
 
 import torch
 import yaml
@@ -183,8 +183,12 @@ def train(
     dataset = build_dataset(data, "train", train=True, resolved=resolved)
     if len(dataset) < optim.batch_size:
         raise ConfigError(f"batch_size {optim.batch_size} exceeds the {len(dataset)} training clips")
+    try:
+        micro = run.micro_batch_size(optim.batch_size)
+    except ValueError as error:  # configs built in code skip load_config's validation
+        raise ConfigError(str(error)) from None
     collator = MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=seed)
-    loader = build_loader(data, dataset, batch_size=optim.batch_size, shuffle=True, seed=seed, drop_last=True,
+    loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=seed, drop_last=True,
                           collate_fn=collator)
 
     autocast = device.type == "cuda" and run.precision == "bf16"
@@ -225,7 +229,7 @@ def train(
             old.unlink(missing_ok=True)
         return path
 
-    stream = _batches(loader, state, optim.batch_size)
+    stream = _batches(loader, state, micro)
     last_good = existing[-1][1] if existing else None
     pending = PendingScalars()
     window: dict[str, float] = {}
@@ -233,21 +237,16 @@ def train(
     with open(metrics_path, "a") as metrics_file:
         while state.step < optim.steps:
             started = time.perf_counter()
-            batch = next(stream)
+            parts = [next(stream) for _ in range(run.micro_batches)]
             waited = time.perf_counter() - started
             lr, wd = learning_rate(state.step, optim), weight_decay(state.step, optim)
             for group in optimizer.param_groups:
                 group["lr"] = lr
                 if group["apply_wd"]:
                     group["weight_decay"] = wd
-            masks = batch["masks"]
-            flops = stage.flops_per_clip(masks) * len(batch["video"])
-            clips = normalize_clips(batch["video"].to(device, non_blocking=True), data.mean, data.std)
-            masks = [mask_to_device(mask, device) for mask in masks]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = model_step(clips, masks)
+            flops = sum(stage.flops_per_clip(part["masks"]) * len(part["video"]) for part in parts)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = backward_in_parts(model_step, parts, data, device, autocast)
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 stage.trainable.parameters(), optim.grad_clip if optim.grad_clip > 0 else float("inf")
             )
@@ -258,8 +257,9 @@ def train(
             pending.add(state.step, {"loss": loss, "grad_norm": grad_norm, **on_device})
             state.flops += flops
             state.wall_s += time.perf_counter() - started
-            for key, amount in [("data_wait_s", waited), ("clips", len(batch["video"])), ("n", 1),
-                                *batch["mask_stats"].items(),
+            for key, amount in [("data_wait_s", waited), ("clips", sum(len(part["video"]) for part in parts)),
+                                ("n", 1),
+                                *((k, v / len(parts)) for part in parts for k, v in part["mask_stats"].items()),
                                 *((k, v) for k, v in logged.items() if k not in on_device)]:
                 window[key] = window.get(key, 0.0) + amount
             checkpoint_due = (state.step % run.checkpoint_every == 0 or state.step in keep
@@ -291,3 +291,21 @@ def train(
 def mask_to_device(mask: MaskSet, device: torch.device) -> MaskSet:
     move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
     return MaskSet(move(mask.context), move(mask.target), move(mask.context_valid), move(mask.target_valid))
+
+
+def backward_in_parts(
+    loss_fn: Any, parts: Sequence[dict[str, Any]], data: DataConfig, device: torch.device, autocast: bool,
+) -> torch.Tensor:
+    """Backward of the mean loss of a step's micro-batches (host batches: uint8 "video" and its "masks"),
+    each moved to the device and normalised only when its turn comes; returns that mean, detached. Equal
+    micro-batches whose rows hold equal token counts give the gradient of one pass over their union
+    (tests/test_training.py); one part is the plain step."""
+    losses = []
+    for part in parts:
+        clips = normalize_clips(part["video"].to(device, non_blocking=True), data.mean, data.std)
+        masks = [mask_to_device(mask, device) for mask in part["masks"]]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(clips, masks)
+        (loss / len(parts)).backward()
+        losses.append(loss.detach())
+    return losses[0] if len(parts) == 1 else torch.stack(losses).float().mean()

@@ -67,14 +67,28 @@ class RunConfig:
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast applies on CUDA only
     compile: bool = False
     activation_checkpointing: bool = False  # the trained encoder recomputes block activations in backward
+    # Gradient accumulation: a step's optim.batch_size clips are loaded and run as this many equal
+    # micro-batches (it must divide the batch), each on the device only in its turn, so a paper-size batch
+    # fits one GPU. A step sees the same clips as without it; the masks are drawn and cut per micro-batch,
+    # as each data-parallel rank does in V-JEPA. Given the same masks, the gradient is that of one pass
+    # over the whole batch (tests/test_training.py).
+    micro_batches: int = 1
     log_every: int = 10
     checkpoint_every: int = 300
     checkpoint_steps: list[int] = field(default_factory=list)  # kept forever (e.g. a teacher's ladder)
     keep_last: int = 2  # periodic checkpoints kept besides checkpoint_steps
 
     def validate(self) -> None:
-        if self.log_every < 1 or self.checkpoint_every < 1 or self.keep_last < 1:
-            raise ValueError("log_every, checkpoint_every and keep_last must be >= 1")
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.keep_last < 1 or self.micro_batches < 1:
+            raise ValueError("log_every, checkpoint_every, keep_last and micro_batches must be >= 1")
+
+    def micro_batch_size(self, batch_size: int) -> int:
+        """Clips per micro-batch; a ValueError when micro_batches does not divide the batch."""
+        if batch_size % self.micro_batches:
+            divisor = max(d for d in range(1, self.micro_batches + 1) if batch_size % d == 0)
+            raise ValueError(f"run.micro_batches {self.micro_batches} does not divide optim.batch_size {batch_size}: "
+                             f"choose a divisor, e.g. {divisor}")
+        return batch_size // self.micro_batches
 
 
 @dataclass
@@ -92,6 +106,9 @@ class TeacherConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=300, warmup_steps=30))
     run: RunConfig = field(default_factory=RunConfig)
 
+    def validate(self) -> None:
+        self.run.micro_batch_size(self.optim.batch_size)
+
 
 @dataclass
 class StudentConfig:
@@ -103,6 +120,9 @@ class StudentConfig:
     masks: MaskConfig = field(default_factory=MaskConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1200, warmup_steps=100))
     run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> None:
+        self.run.micro_batch_size(self.optim.batch_size)
 
 
 @dataclass
@@ -129,6 +149,7 @@ class VJEPA2Config:
     def validate(self) -> None:
         if not all(0 <= m <= 1 for m in self.momentum):
             raise ValueError(f"momentum values must lie in [0, 1] (got {list(self.momentum)})")
+        self.run.micro_batch_size(self.optim.batch_size)
 
 
 @dataclass

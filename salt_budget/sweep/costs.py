@@ -61,7 +61,7 @@ def mask_tokens(masks: MaskConfig, grid: tuple[int, int, int], batch_size: int) 
 
 def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig) -> float:
     spec = _spec(cfg.encoder)
-    context, target = mask_tokens(cfg.masks, token_grid(spec, data), cfg.optim.batch_size)
+    context, target = mask_tokens(cfg.masks, token_grid(spec, data), cfg.run.micro_batch_size(cfg.optim.batch_size))
     pixels = 3 * spec.tubelet_size * spec.patch_size**2
     decoder = predictor_param_count(spec.width, pixels, width=cfg.decoder.width, depth=cfg.decoder.depth)
     return teacher_step_flops(vit_param_count(spec), decoder, context, context + target)
@@ -70,7 +70,7 @@ def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig) -> float:
 def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: DataConfig) -> float:
     spec, teacher_spec = _spec(cfg.encoder), _spec(teacher.encoder)
     grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.optim.batch_size)
+    context, target = mask_tokens(cfg.masks, grid, cfg.run.micro_batch_size(cfg.optim.batch_size))
     predictor = predictor_param_count(spec.width, teacher_spec.width, width=cfg.predictor.width,
                                       depth=cfg.predictor.depth)
     return student_step_flops(vit_param_count(spec), predictor, vit_param_count(teacher_spec), context,
@@ -80,7 +80,7 @@ def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: Dat
 def vjepa2_flops_per_clip(cfg: VJEPA2Config, data: DataConfig) -> float:
     spec = _spec(cfg.encoder)
     grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.optim.batch_size)
+    context, target = mask_tokens(cfg.masks, grid, cfg.run.micro_batch_size(cfg.optim.batch_size))
     predictor = predictor_param_count(spec.width, spec.width, width=cfg.predictor.width, depth=cfg.predictor.depth)
     return vjepa2_step_flops(vit_param_count(spec), predictor, context, context + target,
                              float(grid[0] * grid[1] * grid[2]))
