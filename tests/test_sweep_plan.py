@@ -88,6 +88,27 @@ def test_predicted_flops_count_the_tokens_of_a_micro_batch():
     assert teacher_flops_per_clip(parts, data) > teacher_flops_per_clip(whole, data)
 
 
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batches):
+    import json
+
+    from salt_budget.sweep.costs import measured_rates, predicted_seconds
+    from tests.test_sweep_run import MICRO
+    from trainers.train import train_teacher
+
+    experiment = load_experiment(None, [*MICRO, f"data.cache_dir={tmp_path / 'cache'}", "teacher.encoder.preset=nano",
+                                        "teacher.optim.steps=4", f"teacher.run.micro_batches={micro_batches}"])
+    train_teacher(experiment.teacher, experiment.data, tmp_path / "runs" / "exp" / "teacher", seed=0, progress=False)
+    last = json.loads((tmp_path / "runs" / "exp" / "teacher" / "metrics.jsonl").read_text().splitlines()[-1])
+    rates = measured_rates(tmp_path / "runs")
+    # Keyed by the batch on the device: 4 clips, or 2 per micro-batch.
+    assert rates == {("teacher", "nano", 4, 32, 4 // micro_batches): pytest.approx(last["flops"] / last["wall_s"])}
+    assert predicted_seconds(rates, "teacher", experiment.teacher, experiment.data, 2 * last["flops"]) == (
+        pytest.approx(2 * last["wall_s"]))
+    other = load_experiment(None, [*MICRO, "teacher.encoder.preset=nano", "teacher.optim.batch_size=8"]).teacher
+    assert predicted_seconds(rates, "teacher", other, experiment.data, last["flops"]) is None
+
+
 def test_ladder_trains_the_longest_teacher_plus_the_shorter_ones_cool_downs(experiment):
     plan = plan_of(experiment, total_steps=(120, 240), teacher_steps=(20, 40, 80), cooldown_fraction=0.25)
     [ladder] = ladders(plan)

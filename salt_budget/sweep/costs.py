@@ -96,7 +96,8 @@ def _rate_key(kind: str, preset: str, data: dict, batch_size: int) -> tuple:
 
 def measured_rates(runs_dir: Path) -> dict[tuple, float]:
     """Achieved FLOP/s of earlier runs under `runs_dir` (sweeps and single stage runs), by stage, trained
-    encoder preset, frames, resolution and batch size: the median over runs of cumulative FLOPs over
+    encoder preset, frames, resolution and the batch on the device (a micro-batch where a step has several,
+    as run.micro_batches says): the median over runs of cumulative FLOPs over
     cumulative training wall time at their last logged step."""
     rates: dict[tuple, list[float]] = {}
     # <runs>/<sweep>/{teachers,trials,baselines}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
@@ -112,12 +113,13 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
         if kind not in ("teacher", "student", "vjepa2") or not last or not last.get("wall_s"):
             continue
         stage = config[kind]
-        key = _rate_key(kind, stage["encoder"]["preset"], config["data"], stage["optim"]["batch_size"])
+        on_device = stage["optim"]["batch_size"] // stage.get("run", {}).get("micro_batches", 1)
+        key = _rate_key(kind, stage["encoder"]["preset"], config["data"], on_device)
         rates.setdefault(key, []).append(last["flops"] / last["wall_s"])
     return {key: statistics.median(values) for key, values in rates.items()}
 
 
 def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig | VJEPA2Config,
                       data: DataConfig, flops: float) -> float | None:
-    rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.optim.batch_size))
+    rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.run.micro_batch_size(cfg.optim.batch_size)))
     return flops / rate if rate else None
