@@ -128,10 +128,18 @@ def test_a_head_steps_flops_are_counted_once_per_clip():
     from trainers.bench_probe import head_step_flops
     from trainers.models.probe import AttentiveProbe
 
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
     probe = AttentiveProbe(16, 5, depth=1, heads=2, grid=None)
     one = head_step_flops(probe, torch.randn(2, 8, 16), torch.tensor([0, 1]))
     two = head_step_flops(probe, torch.randn(4, 8, 16), torch.tensor([0, 1, 2, 3]))
     assert two == 2 * one and all(p.grad is None for p in probe.parameters())
+    # Attention is counted: on a CPU, SDPA picks a flash kernel that FlopCounterMode counts as 0.
+    features = torch.randn(2, 8, 16)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(probe(features), torch.tensor([0, 1])).backward()
+    assert one == counter.get_total_flops() and counter.get_flop_counts()["Global"].get(torch.ops.aten.bmm, 0) > 0
 
 
 def test_the_probe_stage_with_the_ridge_readout(tmp_path):

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainers.bench import cpu_name, matmul_tflops, peak_tflops, run_versions
@@ -74,8 +75,9 @@ class ProbeBenchResult:
 
 
 def head_step_flops(probe: AttentiveProbe, features: torch.Tensor, labels: torch.Tensor) -> int:
-    """FLOPs of one training step's forward and backward, as torch counts them (the optimizer's are not matmuls)."""
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of one training step's forward and backward, as torch counts them (the optimizer's are not matmuls).
+    Counted on SDPA's math backend: FlopCounterMode has no formula for the CPU flash kernel (it counts 0)."""
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         F.cross_entropy(probe(features.float()), labels).backward()
     probe.zero_grad(set_to_none=True)
     return counter.get_total_flops()
