@@ -239,6 +239,25 @@ def test_a_step_in_micro_batches_sees_the_clips_of_the_whole_batch(micro_data, t
     assert [row["step"] for row in rows] == list(range(1, 8)) and all(math.isfinite(row["loss"]) for row in rows)
 
 
+def test_a_run_in_micro_batches_resumes_as_if_uninterrupted(micro_data, tmp_path, monkeypatch):
+    train_teacher(micro_teacher(micro_batches=2), micro_data, tmp_path / "whole", seed=0, progress=False)
+    calls = {"n": 0}
+    original = TeacherStage.loss
+
+    def crash_in_step_five(self, clips, masks):
+        calls["n"] += 1
+        if calls["n"] == 10:  # the second micro-batch of step 5
+            raise RuntimeError("simulated crash")
+        return original(self, clips, masks)
+
+    monkeypatch.setattr(TeacherStage, "loss", crash_in_step_five)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_teacher(micro_teacher(micro_batches=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
+    monkeypatch.setattr(TeacherStage, "loss", original)
+    train_teacher(micro_teacher(micro_batches=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
+
+
 def test_micro_batches_must_divide_the_batch(micro_data, tmp_path):
     from salt_budget.experiment import load_experiment
 

@@ -69,9 +69,10 @@ class RunConfig:
     activation_checkpointing: bool = False  # the trained encoder recomputes block activations in backward
     # Gradient accumulation: a step's optim.batch_size clips are loaded and run as this many equal
     # micro-batches (it must divide the batch), each on the device only in its turn, so a paper-size batch
-    # fits one GPU. A step sees the same clips as without it; the masks are drawn and cut per micro-batch,
-    # as each data-parallel rank does in V-JEPA. Given the same masks, the gradient is that of one pass
-    # over the whole batch (tests/test_training.py).
+    # fits one GPU. A step sees the same clips as without it (where the train split is a whole number of
+    # batches; otherwise an epoch's last micro-batches also take clips a whole batch would drop); the masks
+    # are drawn and cut per micro-batch, as each data-parallel rank does in V-JEPA. Given the same masks,
+    # the gradient is that of one pass over the whole batch (tests/test_training.py).
     micro_batches: int = 1
     log_every: int = 10
     checkpoint_every: int = 300
