@@ -310,6 +310,7 @@ def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from trainers.distributed import is_main_process
     from trainers.train import train_student, train_teacher, train_vjepa2
 
     cfg = _load(args)
@@ -318,8 +319,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     stage_cfg = getattr(cfg, args.stage)
     run_dir = Path(args.run_dir) if args.run_dir else _stage_run_dir(cfg, args.stage, stage_cfg)
     trainer = {"teacher": train_teacher, "student": train_student, "vjepa2": train_vjepa2}[args.stage]
-    print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
+    main_process = is_main_process()  # under torchrun, one process reports and probes
+    if main_process:
+        print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
     final = trainer(stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
+    if not main_process:
+        return 0
     print(f"final checkpoint: {final}")
     if args.probe:
         from trainers.evaluate import probe_checkpoint

@@ -81,15 +81,15 @@ def test_predicted_flops_count_the_tokens_of_a_micro_batch():
     # Masks are cut to the least tokens of the batch the collator sees: a micro-batch of 4 keeps more
     # context than a batch of 16, and a batch of 16 in 4 micro-batches costs what batches of 4 do.
     whole = load_experiment(None, ["teacher.optim.batch_size=16"]).teacher
-    parts = load_experiment(None, ["teacher.optim.batch_size=16", "teacher.run.micro_batches=4"]).teacher
+    parts = load_experiment(None, ["teacher.optim.batch_size=16", "teacher.run.micro_batch=4"]).teacher
     small = load_experiment(None, ["teacher.optim.batch_size=4"]).teacher
     data = load_experiment(None, []).data
     assert teacher_flops_per_clip(parts, data) == teacher_flops_per_clip(small, data)
     assert teacher_flops_per_clip(parts, data) > teacher_flops_per_clip(whole, data)
 
 
-@pytest.mark.parametrize("micro_batches", [1, 2])
-def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batches):
+@pytest.mark.parametrize("micro_batch", [None, 2])
+def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batch):
     import json
 
     from salt_budget.sweep.costs import measured_rates, predicted_seconds
@@ -97,12 +97,12 @@ def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batche
     from trainers.train import train_teacher
 
     experiment = load_experiment(None, [*MICRO, f"data.cache_dir={tmp_path / 'cache'}", "teacher.encoder.preset=nano",
-                                        "teacher.optim.steps=4", f"teacher.run.micro_batches={micro_batches}"])
+                                        "teacher.optim.steps=4", f"teacher.run.micro_batch={micro_batch or 'null'}"])
     train_teacher(experiment.teacher, experiment.data, tmp_path / "runs" / "exp" / "teacher", seed=0, progress=False)
     last = json.loads((tmp_path / "runs" / "exp" / "teacher" / "metrics.jsonl").read_text().splitlines()[-1])
     rates = measured_rates(tmp_path / "runs")
     # Keyed by the batch on the device: 4 clips, or 2 per micro-batch.
-    assert rates == {("teacher", "nano", 4, 32, 4 // micro_batches): pytest.approx(last["flops"] / last["wall_s"])}
+    assert rates == {("teacher", "nano", 4, 32, micro_batch or 4): pytest.approx(last["flops"] / last["wall_s"])}
     assert predicted_seconds(rates, "teacher", experiment.teacher, experiment.data, 2 * last["flops"]) == (
         pytest.approx(2 * last["wall_s"]))
     other = load_experiment(None, [*MICRO, "teacher.encoder.preset=nano", "teacher.optim.batch_size=8"]).teacher

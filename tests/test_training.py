@@ -231,7 +231,7 @@ def test_a_step_in_micro_batches_sees_the_clips_of_the_whole_batch(micro_data, t
     monkeypatch.setattr(TeacherStage, "loss", recorded)
     train_teacher(micro_teacher(steps=7), micro_data, tmp_path / "whole", seed=0, progress=False)
     whole, seen[:] = list(seen), []
-    train_teacher(micro_teacher(steps=7, micro_batches=2), micro_data, tmp_path / "parts", seed=0, progress=False)
+    train_teacher(micro_teacher(steps=7, micro_batch=2), micro_data, tmp_path / "parts", seed=0, progress=False)
     assert [len(c) for c in whole] == [4] * 7 and [len(c) for c in seen] == [2] * 14
     # 7 steps of 4 pass the 24 clips' epoch boundary: the stream continues in both the same way
     assert all(torch.equal(w, torch.cat(seen[2 * i : 2 * i + 2])) for i, w in enumerate(whole))
@@ -240,7 +240,7 @@ def test_a_step_in_micro_batches_sees_the_clips_of_the_whole_batch(micro_data, t
 
 
 def test_a_run_in_micro_batches_resumes_as_if_uninterrupted(micro_data, tmp_path, monkeypatch):
-    train_teacher(micro_teacher(micro_batches=2), micro_data, tmp_path / "whole", seed=0, progress=False)
+    train_teacher(micro_teacher(micro_batch=2), micro_data, tmp_path / "whole", seed=0, progress=False)
     calls = {"n": 0}
     original = TeacherStage.loss
 
@@ -252,19 +252,21 @@ def test_a_run_in_micro_batches_resumes_as_if_uninterrupted(micro_data, tmp_path
 
     monkeypatch.setattr(TeacherStage, "loss", crash_in_step_five)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_teacher(micro_teacher(micro_batches=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
+        train_teacher(micro_teacher(micro_batch=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
     monkeypatch.setattr(TeacherStage, "loss", original)
-    train_teacher(micro_teacher(micro_batches=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
+    train_teacher(micro_teacher(micro_batch=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
     assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
 
 
 def test_micro_batches_must_divide_the_batch(micro_data, tmp_path):
     from salt_budget.experiment import load_experiment
 
-    with pytest.raises(ConfigError, match="run.micro_batches 3 does not divide optim.batch_size 4.*e.g. 2"):
-        train_teacher(micro_teacher(micro_batches=3), micro_data, tmp_path, seed=0, progress=False)
-    with pytest.raises(ConfigError, match="student.*run.micro_batches 5 does not divide optim.batch_size 16.*e.g. 4"):
-        load_experiment(None, ["student.run.micro_batches=5"])
+    with pytest.raises(ConfigError, match="run.micro_batch 3 does not divide the batch of 4 clips.*e.g. 2"):
+        train_teacher(micro_teacher(micro_batch=3), micro_data, tmp_path, seed=0, progress=False)
+    with pytest.raises(ConfigError, match="student.*run.micro_batch 5 does not divide the batch of 16 clips.*e.g. 4"):
+        load_experiment(None, ["student.run.micro_batch=5"])
+    with pytest.raises(ConfigError, match="micro_batch must be >= 1"):
+        load_experiment(None, ["student.run.micro_batch=0"])
 
 
 def test_pending_scalars_name_the_first_step_that_is_not_finite():

@@ -112,7 +112,7 @@ def _loop_times(kind: str, cfg: Any, data: DataConfig, folder: Path, warmup: int
     cfg.optim.cooldown_steps = 0
     cfg.run = RunConfig(device=cfg.run.device, precision=cfg.run.precision, compile=cfg.run.compile,
                         activation_checkpointing=cfg.run.activation_checkpointing,
-                        micro_batches=cfg.run.micro_batches, log_every=per_window,
+                        micro_batch=cfg.run.micro_batch, log_every=per_window,
                         checkpoint_every=10**9, keep_last=1)
     if warmup % per_window:
         raise ValueError(f"warm-up steps {warmup} must be a multiple of the window {per_window}")
@@ -135,8 +135,9 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
     normalises it, as the loop does."""
     resolved = resolve_data(data, progress=False)
     dataset = build_dataset(data, "train", train=True, resolved=resolved)
-    loader = build_loader(data, dataset, batch_size=cfg.run.micro_batch_size(cfg.optim.batch_size), shuffle=True,
-                          seed=0, drop_last=True, collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0))
+    micro, passes = cfg.run.split_batch(cfg.optim.batch_size)
+    loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=0, drop_last=True,
+                          collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0))
 
     def batches():  # a step's micro-batches; epochs continue as the loop's stream does
         epoch, parts = 0, []
@@ -144,7 +145,7 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
             loader.set_epoch(epoch, 0)
             for part in loader:
                 parts.append(part)
-                if len(parts) == cfg.run.micro_batches:
+                if len(parts) == passes:
                     yield parts
                     parts = []
             epoch += 1

@@ -26,6 +26,7 @@ from trainers.data.build import build_dataset, build_loader, resolve_data
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
+from trainers.distributed import average_gradients, barrier, ranks_from_environment, sum_over_ranks
 from trainers.masks import MaskCollator, MaskConfig, MaskGenerator, MaskSet
 from trainers.schedules import learning_rate, weight_decay
 from trainers.stage_config import OptimConfig, RunConfig
@@ -174,22 +175,28 @@ def train(
     `init_from` starts a fresh run from another run's checkpoint (weights, optimiser, data
     position, step): a cool-down branch off a constant-lr trunk."""
     run_dir = Path(run_dir)
-    _prepare_run_dir(run_dir, config)
+    ranks, device = ranks_from_environment(resolve_device(run.device))
+    progress = progress and ranks.main
+    if ranks.main:  # the other processes of a data-parallel run write nothing
+        _prepare_run_dir(run_dir, config)
+    barrier(ranks)
     ckpt_dir = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
-    device = resolve_device(run.device)
 
     resolved = resolve_data(data, progress=progress)
     dataset = build_dataset(data, "train", train=True, resolved=resolved)
     if len(dataset) < optim.batch_size:
         raise ConfigError(f"batch_size {optim.batch_size} exceeds the {len(dataset)} training clips")
+    if optim.batch_size % ranks.world:
+        raise ConfigError(f"optim.batch_size {optim.batch_size} does not split over {ranks.world} processes: "
+                          f"choose a batch size that is a multiple of the process count")
     try:
-        micro = run.micro_batch_size(optim.batch_size)
+        micro, passes = run.split_batch(optim.batch_size // ranks.world)
     except ValueError as error:  # configs built in code skip load_config's validation
-        raise ConfigError(str(error)) from None
+        raise ConfigError(f"{error} (optim.batch_size {optim.batch_size} over {ranks.world} process(es))") from None
     collator = MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=seed)
     loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=seed, drop_last=True,
-                          collate_fn=collator)
+                          collate_fn=collator, shard=(ranks.rank, ranks.world) if ranks.world > 1 else None)
 
     autocast = device.type == "cuda" and run.precision == "bf16"
     stage.to(device, torch.bfloat16 if autocast else None)
@@ -209,7 +216,8 @@ def train(
         state = LoopState(**payload["loop"])
         if state.step > optim.steps:
             raise ConfigError(f"{source} is at step {state.step}, past optim.steps={optim.steps}")
-        _truncate_metrics(metrics_path, state.step)
+        if ranks.main:
+            _truncate_metrics(metrics_path, state.step)
         if progress:
             print(f"[{stage.kind}] continuing from {source} at step {state.step}", flush=True)
 
@@ -220,6 +228,8 @@ def train(
 
     def save(step: int) -> Path:
         path = checkpoint_path(ckpt_dir, step)
+        if not ranks.main:
+            return path
         save_checkpoint(path, {
             "kind": stage.kind, "step": step, **stage.checkpoint_state(),
             "optimizer": optimizer.state_dict(), "loop": vars(state).copy(), "config": config,
@@ -229,15 +239,16 @@ def train(
             old.unlink(missing_ok=True)
         return path
 
-    stream = _batches(loader, state, micro)
+    stream = _batches(loader, state, micro * ranks.world)  # the epoch's position counts every process's clips
     last_good = existing[-1][1] if existing else None
     pending = PendingScalars()
     window: dict[str, float] = {}
     window_start = time.perf_counter()
-    with open(metrics_path, "a") as metrics_file:
+    step_flops = 0.0  # this process's, since the last read-back
+    with open(metrics_path if ranks.main else os.devnull, "a") as metrics_file:
         while state.step < optim.steps:
             started = time.perf_counter()
-            parts = [next(stream) for _ in range(run.micro_batches)]
+            parts = [next(stream) for _ in range(passes)]
             waited = time.perf_counter() - started
             lr, wd = learning_rate(state.step, optim), weight_decay(state.step, optim)
             for group in optimizer.param_groups:
@@ -247,6 +258,7 @@ def train(
             flops = sum(stage.flops_per_clip(part["masks"]) * len(part["video"]) for part in parts)
             optimizer.zero_grad(set_to_none=True)
             loss = backward_in_parts(model_step, parts, data, device, autocast)
+            loss = average_gradients(list(stage.trainable.parameters()), loss, ranks)
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 stage.trainable.parameters(), optim.grad_clip if optim.grad_clip > 0 else float("inf")
             )
@@ -255,9 +267,10 @@ def train(
             logged = stage.after_step(state.step)
             on_device = {key: value for key, value in logged.items() if isinstance(value, torch.Tensor)}
             pending.add(state.step, {"loss": loss, "grad_norm": grad_norm, **on_device})
-            state.flops += flops
+            step_flops += flops
             state.wall_s += time.perf_counter() - started
-            for key, amount in [("data_wait_s", waited), ("clips", sum(len(part["video"]) for part in parts)),
+            for key, amount in [("data_wait_s", waited),
+                                ("clips", sum(len(part["video"]) for part in parts) * ranks.world),
                                 ("n", 1),
                                 *((k, v / len(parts)) for part in parts for k, v in part["mask_stats"].items()),
                                 *((k, v) for k, v in logged.items() if k not in on_device)]:
@@ -268,6 +281,8 @@ def train(
             if log_due or checkpoint_due:  # never write a checkpoint before its steps' losses are known finite
                 for key, amount in pending.read(stage.kind, last_good).items():
                     window[key] = window.get(key, 0.0) + amount
+                state.flops += sum_over_ranks(step_flops, ranks, device)
+                step_flops = 0.0
             if log_due:
                 elapsed = time.perf_counter() - window_start
                 n = window.pop("n")
@@ -285,6 +300,7 @@ def train(
                 window, window_start = {}, time.perf_counter()
             if checkpoint_due:
                 last_good = save(state.step)
+    barrier(ranks)  # every process returns once the final checkpoint is written
     return checkpoint_path(ckpt_dir, optim.steps)
 
 

@@ -67,29 +67,33 @@ class RunConfig:
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast applies on CUDA only
     compile: bool = False
     activation_checkpointing: bool = False  # the trained encoder recomputes block activations in backward
-    # Gradient accumulation: a step's optim.batch_size clips are loaded and run as this many equal
-    # micro-batches (it must divide the batch), each on the device only in its turn, so a paper-size batch
-    # fits one GPU. A step sees the same clips as without it (where the train split is a whole number of
-    # batches; otherwise an epoch's last micro-batches also take clips a whole batch would drop); the masks
-    # are drawn and cut per micro-batch, as each data-parallel rank does in V-JEPA. Given the same masks,
-    # the gradient is that of one pass over the whole batch (tests/test_training.py).
-    micro_batches: int = 1
+    # Gradient accumulation: clips per forward/backward pass. A process's share of optim.batch_size (all of
+    # it without data parallelism) is loaded and run in micro-batches of this size, which must divide it,
+    # each on the device only in its turn, so a paper-size batch fits a GPU. null: one pass. A step sees the
+    # same clips as without it (where the train split is a whole number of batches; otherwise an epoch's last
+    # micro-batches also take clips a whole batch would drop); the masks are drawn and cut per micro-batch,
+    # as each data-parallel rank does in V-JEPA. Given the same masks, the gradient is that of one pass over
+    # the whole batch (tests/test_training.py).
+    micro_batch: int | None = None
     log_every: int = 10
     checkpoint_every: int = 300
     checkpoint_steps: list[int] = field(default_factory=list)  # kept forever (e.g. a teacher's ladder)
     keep_last: int = 2  # periodic checkpoints kept besides checkpoint_steps
 
     def validate(self) -> None:
-        if self.log_every < 1 or self.checkpoint_every < 1 or self.keep_last < 1 or self.micro_batches < 1:
-            raise ValueError("log_every, checkpoint_every, keep_last and micro_batches must be >= 1")
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.keep_last < 1:
+            raise ValueError("log_every, checkpoint_every and keep_last must be >= 1")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"micro_batch must be >= 1, or null for one pass (got {self.micro_batch})")
 
-    def micro_batch_size(self, batch_size: int) -> int:
-        """Clips per micro-batch; a ValueError when micro_batches does not divide the batch."""
-        if batch_size % self.micro_batches:
-            divisor = max(d for d in range(1, self.micro_batches + 1) if batch_size % d == 0)
-            raise ValueError(f"run.micro_batches {self.micro_batches} does not divide optim.batch_size {batch_size}: "
-                             f"choose a divisor, e.g. {divisor}")
-        return batch_size // self.micro_batches
+    def split_batch(self, batch: int) -> tuple[int, int]:
+        """(clips per pass, passes) of a process's batch; a ValueError when micro_batch does not divide it."""
+        size = batch if self.micro_batch is None else min(self.micro_batch, batch)
+        if batch % size:
+            divisor = max(d for d in range(1, size + 1) if batch % d == 0)
+            raise ValueError(f"run.micro_batch {size} does not divide the batch of {batch} clips: choose a "
+                             f"divisor, e.g. {divisor}")
+        return size, batch // size
 
 
 @dataclass
@@ -108,7 +112,7 @@ class TeacherConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
-        self.run.micro_batch_size(self.optim.batch_size)
+        self.run.split_batch(self.optim.batch_size)
 
 
 @dataclass
@@ -123,7 +127,7 @@ class StudentConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
-        self.run.micro_batch_size(self.optim.batch_size)
+        self.run.split_batch(self.optim.batch_size)
 
 
 @dataclass
@@ -150,7 +154,7 @@ class VJEPA2Config:
     def validate(self) -> None:
         if not all(0 <= m <= 1 for m in self.momentum):
             raise ValueError(f"momentum values must lie in [0, 1] (got {list(self.momentum)})")
-        self.run.micro_batch_size(self.optim.batch_size)
+        self.run.split_batch(self.optim.batch_size)
 
 
 @dataclass

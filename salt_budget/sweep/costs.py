@@ -61,7 +61,7 @@ def mask_tokens(masks: MaskConfig, grid: tuple[int, int, int], batch_size: int) 
 
 def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig) -> float:
     spec = _spec(cfg.encoder)
-    context, target = mask_tokens(cfg.masks, token_grid(spec, data), cfg.run.micro_batch_size(cfg.optim.batch_size))
+    context, target = mask_tokens(cfg.masks, token_grid(spec, data), cfg.run.split_batch(cfg.optim.batch_size)[0])
     pixels = 3 * spec.tubelet_size * spec.patch_size**2
     decoder = predictor_param_count(spec.width, pixels, width=cfg.decoder.width, depth=cfg.decoder.depth)
     return teacher_step_flops(vit_param_count(spec), decoder, context, context + target)
@@ -70,7 +70,7 @@ def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig) -> float:
 def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: DataConfig) -> float:
     spec, teacher_spec = _spec(cfg.encoder), _spec(teacher.encoder)
     grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.run.micro_batch_size(cfg.optim.batch_size))
+    context, target = mask_tokens(cfg.masks, grid, cfg.run.split_batch(cfg.optim.batch_size)[0])
     predictor = predictor_param_count(spec.width, teacher_spec.width, width=cfg.predictor.width,
                                       depth=cfg.predictor.depth)
     return student_step_flops(vit_param_count(spec), predictor, vit_param_count(teacher_spec), context,
@@ -80,7 +80,7 @@ def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: Dat
 def vjepa2_flops_per_clip(cfg: VJEPA2Config, data: DataConfig) -> float:
     spec = _spec(cfg.encoder)
     grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.run.micro_batch_size(cfg.optim.batch_size))
+    context, target = mask_tokens(cfg.masks, grid, cfg.run.split_batch(cfg.optim.batch_size)[0])
     predictor = predictor_param_count(spec.width, spec.width, width=cfg.predictor.width, depth=cfg.predictor.depth)
     return vjepa2_step_flops(vit_param_count(spec), predictor, context, context + target,
                              float(grid[0] * grid[1] * grid[2]))
@@ -96,8 +96,8 @@ def _rate_key(kind: str, preset: str, data: dict, batch_size: int) -> tuple:
 
 def measured_rates(runs_dir: Path) -> dict[tuple, float]:
     """Achieved FLOP/s of earlier runs under `runs_dir` (sweeps and single stage runs), by stage, trained
-    encoder preset, frames, resolution and the batch on the device (a micro-batch where a step has several,
-    as run.micro_batches says): the median over runs of cumulative FLOPs over
+    encoder preset, frames, resolution and the clips of one pass on the device (run.micro_batch where set):
+    the median over runs of cumulative FLOPs over
     cumulative training wall time at their last logged step."""
     rates: dict[tuple, list[float]] = {}
     # <runs>/<sweep>/{teachers,trials,baselines}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
@@ -113,7 +113,8 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
         if kind not in ("teacher", "student", "vjepa2") or not last or not last.get("wall_s"):
             continue
         stage = config[kind]
-        on_device = stage["optim"]["batch_size"] // stage.get("run", {}).get("micro_batches", 1)
+        batch, micro = stage["optim"]["batch_size"], stage.get("run", {}).get("micro_batch")
+        on_device = min(batch, micro) if micro else batch
         key = _rate_key(kind, stage["encoder"]["preset"], config["data"], on_device)
         rates.setdefault(key, []).append(last["flops"] / last["wall_s"])
     return {key: statistics.median(values) for key, values in rates.items()}
@@ -121,5 +122,5 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
 
 def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig | VJEPA2Config,
                       data: DataConfig, flops: float) -> float | None:
-    rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.run.micro_batch_size(cfg.optim.batch_size)))
+    rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.run.split_batch(cfg.optim.batch_size)[0]))
     return flops / rate if rate else None

@@ -97,6 +97,7 @@ def build_loader(
     drop_last: bool = False,
     workers: int | None = None,
     collate_fn=None,
+    shard: tuple[int, int] | None = None,
 ) -> ClipLoader:
     return ClipLoader(
         dataset,
@@ -108,4 +109,5 @@ def build_loader(
         drop_last=drop_last,
         max_bad_fraction=cfg.max_bad_fraction,
         collate_fn=collate_fn,
+        shard=shard,
     )

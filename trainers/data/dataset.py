@@ -124,29 +124,46 @@ class VideoClipDataset(Dataset):
 class ClipSampler(Sampler):
     """Yields (index, sample seed): a seeded permutation per epoch (or the list order), one seed per
     sample. `start` skips the first samples of the epoch, so a resumed run sees exactly the
-    batches an uninterrupted one would have, without decoding the skipped clips."""
+    batches an uninterrupted one would have, without decoding the skipped clips.
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, start: int = 0):
+    `shard` = (rank, world, chunk) splits the epoch for data-parallel processes: after `start`, the order
+    is cut into chunks of `chunk` samples (a process's micro-batch) and process `rank` takes chunks rank,
+    rank + world, ..., whole rounds only, so every process yields the same number. The chunks of one round
+    are what one process with `world` times the micro-batches would take in a row."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, start: int = 0,
+                 shard: tuple[int, int, int] | None = None):
         self.size = size
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = epoch
         self.start = start
+        self.shard = shard
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch = epoch
         self.start = start
 
-    def __len__(self) -> int:
-        return self.size - self.start
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def _positions(self) -> np.ndarray:
         order = (
             np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
             if self.shuffle
             else np.arange(self.size)
-        )
-        for position in order[self.start :]:
+        )[self.start :]
+        if self.shard is None:
+            return order
+        rank, world, chunk = self.shard
+        rounds = len(order) // (chunk * world)
+        return order[: rounds * chunk * world].reshape(rounds, world, chunk)[:, rank].reshape(-1)
+
+    def __len__(self) -> int:
+        if self.shard is None:
+            return self.size - self.start
+        _, world, chunk = self.shard
+        return (self.size - self.start) // (chunk * world) * chunk
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for position in self._positions():
             yield int(position), sample_seed(self.seed, self.epoch, int(position))
 
 
@@ -203,9 +220,12 @@ class ClipLoader:
         max_bad_fraction: float = 0.01,
         min_attempts_for_check: int = 64,
         collate_fn: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None,
+        shard: tuple[int, int] | None = None,
     ):
         self.dataset = dataset
-        self.sampler = ClipSampler(len(dataset), shuffle=shuffle, seed=seed)
+        # A process of a data-parallel run takes whole batches of the epoch in turn with the others.
+        self.sampler = ClipSampler(len(dataset), shuffle=shuffle, seed=seed,
+                                   shard=None if shard is None else (*shard, batch_size))
         self.max_bad_fraction = max_bad_fraction
         self.min_attempts_for_check = min_attempts_for_check
         self.stats = LoaderStats()
