@@ -3,9 +3,9 @@
 `torchrun --nproc-per-node N --no-python salt-budget train ...` starts N processes with RANK,
 WORLD_SIZE and LOCAL_RANK set; each trains on its own share of every batch, and the gradients are
 averaged before the optimizer steps, so every process holds the same weights. One flat all-reduce
-per step carries the gradients and the loss: steps made long by micro-batches leave it little to
-hide behind, and it keeps the model code free of a DistributedDataParallel wrapper (a stage's loss
-calls several modules, which the wrapper's forward hooks would not see). Without these variables
+at the end of a step carries the gradients and the loss, without DistributedDataParallel: a stage's
+loss calls several modules, which the wrapper's forward hooks would not see, and a step of many
+micro-batches is long against one all-reduce (its cost on GPUs is not measured yet). Without these variables
 nothing here starts a process group, and a run is the plain single-process run.
 """
 
@@ -65,7 +65,7 @@ def average_gradients(parameters: list[torch.nn.Parameter], loss: torch.Tensor, 
         size = parameter.grad.numel()
         parameter.grad = flat[offset : offset + size].view_as(parameter.grad).to(parameter.grad.dtype)
         offset += size
-    return flat[-1]
+    return flat[-1].clone()  # not a view: a pending loss must not keep the step's whole buffer alive
 
 
 def sum_over_ranks(value: float, ranks: Ranks, device: torch.device) -> float:
