@@ -500,13 +500,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mfu_peak_text(mfu_peak: float | None) -> str:
+    return "n/a (no data-sheet peak for this device)" if mfu_peak is None else f"{mfu_peak:.1%}"
+
+
 def _bench_probe(args: argparse.Namespace, cfg):
     from trainers.bench_probe import bench_probe
 
     if args.batch:
         cfg.probe.extract_batch_size = args.batch
     result = bench_probe(cfg, encoder_preset=args.model, warmup=args.warmup, batches=args.windows * args.window)
-    mfu_peak = "n/a (no data-sheet peak for this device)" if result.mfu_peak is None else f"{result.mfu_peak:.1%}"
+    mfu_peak = _mfu_peak_text(result.mfu_peak)
     print(f"probe of a {result.encoder} encoder ({result.probe} head), {result.frames} x {result.resolution} px, "
           f"{result.device_name} ({result.precision}):")
     print(f"  extraction: batch {result.batch_size} in {result.extract_step_s * 1e3:.1f} ms (data waits taken out); "
@@ -535,7 +539,7 @@ def _bench_training_stage(args: argparse.Namespace, cfg):
         stage.optim.batch_size = args.batch
     result = bench_stage(args.stage, cfg, warmup=args.warmup, windows=args.windows, per_window=args.window,
                          repeats=args.repeats)
-    mfu_peak = "n/a (no data-sheet peak for this device)" if result.mfu_peak is None else f"{result.mfu_peak:.1%}"
+    mfu_peak = _mfu_peak_text(result.mfu_peak)
     print(f"{result.stage} {result.encoder}, batch {result.batch_size}, {result.frames} x {result.resolution} px, "
           f"{result.device_name} ({result.precision}{', compiled' if result.compile else ''}):")
     print(f"  step {result.loop_step_s * 1e3:.1f} ms (loop, data waits taken out) against {result.reference_step_s * 1e3:.1f} ms "

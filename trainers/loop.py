@@ -200,6 +200,7 @@ def train(
 
     autocast = device.type == "cuda" and run.precision == "bf16"
     stage.to(device, torch.bfloat16 if autocast else None)
+    trainable = list(stage.trainable.parameters())
     groups = param_groups(stage.trainable)
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
                                   fused=device.type == "cuda")
@@ -258,9 +259,9 @@ def train(
             flops = sum(stage.flops_per_clip(part["masks"]) * len(part["video"]) for part in parts)
             optimizer.zero_grad(set_to_none=True)
             loss = backward_in_parts(model_step, parts, data, device, autocast)
-            loss = average_gradients(list(stage.trainable.parameters()), loss, ranks)
+            loss = average_gradients(trainable, loss, ranks)
             grad_norm = torch.nn.utils.clip_grad_norm_(
-                stage.trainable.parameters(), optim.grad_clip if optim.grad_clip > 0 else float("inf")
+                trainable, optim.grad_clip if optim.grad_clip > 0 else float("inf")
             )
             optimizer.step()
             state.step += 1
