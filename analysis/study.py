@@ -60,8 +60,12 @@ def _random_init(study_dir: Path) -> pd.DataFrame:
         if result.get("single_frame"):
             continue
         accuracies = {f"acc_{name}": task["accuracy"] for name, task in result["tasks"].items()}
+        readouts = {}
+        for readout, tasks in result.get("readouts", {}).items():
+            readouts.update({f"readout_{readout}_{name}": task["accuracy"] for name, task in tasks.items()})
+            readouts[f"readout_{readout}_mean"] = float(np.mean([task["accuracy"] for task in tasks.values()]))
         rows.append({"seed": int(path.parts[-3].removeprefix("seed")), "encoder": result.get("encoder"),
-                     **accuracies, "acc_mean": float(np.mean(list(accuracies.values())))})
+                     **accuracies, "acc_mean": float(np.mean(list(accuracies.values()))), **readouts})
     return pd.DataFrame(rows)
 
 
@@ -172,6 +176,74 @@ def regression_table(study: StudyData) -> pd.DataFrame:
     return pd.concat(fits, ignore_index=True)
 
 
+def final_teachers(study: StudyData, ablation: str = "allocation") -> pd.DataFrame:
+    """The final row of every teacher the ablation's students learned from."""
+    parts = []
+    for sweep in study.ablation(ablation):
+        results = study.results.get(sweep["folder"])
+        if results is None:
+            continue
+        final = results.final
+        keys = final[final["unit_key"].isin(sweep["students"])]["teacher_key"].unique()
+        teachers = final[equals(final, "role", "teacher") & final["unit_key"].isin(keys)]
+        parts.append(teachers.drop_duplicates("unit_key", keep="last"))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def learning_table(study: StudyData) -> pd.DataFrame:
+    """Does training beat the random-init encoder? Per budget of the allocation ablation: the best share's
+    students against the floor (margin, and margin over seed sd), and the teachers of at least 1/6 of the
+    largest budget against the floor (the checks that say a study can test the paper at all)."""
+    floor = _floor(study).get(MEAN_TASK)
+    allocation = allocation_table(study)
+    if floor is None or allocation.empty:
+        return pd.DataFrame()
+    rows = []
+    for budget, group in allocation.groupby("budget", sort=True):
+        best = group.sort_values("student_mean", ascending=False).iloc[0]
+        margin, sd = best["student_mean"] - floor, best["student_mean_sd"]
+        rows.append({"what": "best student", "budget": int(budget), "teacher_steps": int(best["teacher_steps"]),
+                     "accuracy": float(best["student_mean"]), "sd": float(sd), "floor": floor, "margin": float(margin),
+                     "holds": bool(margin >= 0.05 and (np.isnan(sd) or margin > 2 * sd))})
+    teachers = final_teachers(study)
+    if len(teachers):
+        least = int(np.ceil(allocation["budget"].max() / 6))
+        strong = teachers[teachers["teacher_steps"].astype(int) >= least]
+        for steps, group in strong.groupby("teacher_steps", sort=True):
+            accuracy = float(group["acc_mean"].mean())
+            sd = float(group["acc_mean"].std(ddof=1)) if len(group) > 1 else np.nan
+            rows.append({"what": "teacher", "budget": None, "teacher_steps": int(steps), "accuracy": accuracy,
+                         "sd": sd, "floor": floor, "margin": accuracy - floor, "holds": bool(accuracy > floor)})
+    return pd.DataFrame(rows)
+
+
+READOUT_PREFIX = "readout_"
+
+
+def readout_table(study: StudyData) -> pd.DataFrame:
+    """Every readout the probes computed (the main one and probe.also_ridge), task average: the random-init
+    floor, the final teachers' and students' means, and how each ranks the final encoders against the main
+    readout (Spearman over students and teachers together)."""
+    pairs = final_pairs(study)
+    if pairs.empty:
+        return pd.DataFrame()
+    encoders = pd.concat([pairs.drop_duplicates("unit_key"), final_teachers(study)], ignore_index=True)
+    names = ["acc_mean", *sorted(c for c in encoders.columns if c.startswith(READOUT_PREFIX) and c.endswith("_mean"))]
+    rows = []
+    for column in names:
+        if column not in encoders or encoders[column].isna().all():
+            continue
+        students, teachers = encoders[equals(encoders, "role", "student")], encoders[equals(encoders, "role", "teacher")]
+        floor = study.random_init[column].mean() if column in study.random_init else np.nan
+        rank = encoders[["acc_mean", column]].astype(float).corr(method="spearman").iloc[0, 1]
+        rows.append({"readout": "main" if column == "acc_mean" else column.removeprefix(READOUT_PREFIX)[: -len("_mean")],
+                     "random_init": float(floor), "teachers": float(teachers[column].mean()),
+                     "students": float(students[column].mean()), "best_student": float(students[column].max()),
+                     "students_above_floor": int((students[column] > floor).sum()), "student_count": len(students),
+                     "spearman_with_main": float(rank)})
+    return pd.DataFrame(rows)
+
+
 def tables(study: StudyData) -> dict[str, pd.DataFrame]:
     allocation = allocation_table(study)
     found = {
@@ -181,6 +253,8 @@ def tables(study: StudyData) -> dict[str, pd.DataFrame]:
         "study_teacher_masks": variant_table(study, "teacher_masks", "variant"),
         "study_regression": regression_table(study),
         "study_random_init": study.random_init,
+        "study_learning": learning_table(study),
+        "study_readouts": readout_table(study),
         "study_pairs": final_pairs(study),
     }
     return {name: frame for name, frame in found.items() if len(frame)}
@@ -300,5 +374,30 @@ def summary(study: StudyData, found: dict[str, pd.DataFrame]) -> str:
                     f"0.951-0.984, accuracy rising as the loss falls).")
         lines += [table(["task", "runs", "checkpoints", "R² (median)", "ρ (median)", "runs with ρ < 0",
                          "pooled R²", "pooled ρ"], rows), ""]
+    learning = found.get("study_learning")
+    if learning is not None:
+        lines += ["## Does training beat a random-init encoder?", "",
+                  "The floor every result is read against: the random-init encoder of the student's size on the same "
+                  "readout. Best student per budget: it must clear the floor by 5 points and by more than twice its "
+                  "seed sd; teachers of at least 1/6 of the largest budget must read above it.", ""]
+        rows = [[r["what"], "-" if pd.isna(r["budget"]) else int(r["budget"]), int(r["teacher_steps"]),
+                 _pm(r["accuracy"], r["sd"]), pct(r["floor"]), f"{100 * r['margin']:+.1f}",
+                 "yes" if r["holds"] else "no"] for _, r in learning.iterrows()]
+        lines += [table(["encoder", "budget", "T", "task average", "random init", "margin (points)", "holds"], rows), ""]
+        students, teachers = learning[learning["what"] == "best student"], learning[learning["what"] == "teacher"]
+        verdicts.append(
+            f"(ours) Training beats a random-init encoder: the best student of {int(students['holds'].sum())} of "
+            f"{len(students)} budgets clears the floor by 5 points and 2 seed sd; {int(teachers['holds'].sum())} of "
+            f"{len(teachers)} teacher lengths of at least 1/6 of the largest budget read above it.")
+    readouts = found.get("study_readouts")
+    if readouts is not None:
+        lines += ["## Readouts", "",
+                  "Task average on every readout the probes computed (main: the study's; the others on the same "
+                  "cached features), and how each ranks the final students and teachers against the main one.", ""]
+        rows = [[r["readout"], pct(r["random_init"]), pct(r["teachers"]), pct(r["students"]), pct(r["best_student"]),
+                 f"{int(r['students_above_floor'])}/{int(r['student_count'])}", num(r["spearman_with_main"], "+.2f")]
+                for _, r in readouts.iterrows()]
+        lines += [table(["readout", "random init", "teachers (mean)", "students (mean)", "best student",
+                         "students above random init", "Spearman with main"], rows), ""]
     lines += ["## Against the paper", "", *(f"- {v}" for v in verdicts), ""]
     return "\n".join(lines)

@@ -242,3 +242,21 @@ def test_oracle_on_handmade_trajectories():
         states = base.copy()
         states[:, column] += delta
         assert MOTION_CLASSES[motion_class_from_states(states)] == name
+
+
+def test_world_motion_background_moves_rigidly_with_the_object():
+    from trainers.data.synth_scene import _world_background
+
+    size, dx = 24, 3
+    states = np.zeros((3, 4))
+    states[:, 0] = [8.0, 8.0 + dx, 8.0 + 2 * dx]  # the object translates right by dx pixels per frame
+    states[:, 1], states[:, 3] = 12.0, 5.0
+    sc = SceneConfig(world_motion=True, background_waves=12, background_cycles=(1.0, 6.0), background_pink=True)
+    texture = _world_background(np.random.default_rng(0), states, size, sc)
+    assert texture.shape == (3, size, size) and 0.2 < texture.std() < 1.0
+    np.testing.assert_allclose(texture[1][:, dx:], texture[0][:, :-dx], atol=1e-5)  # moved with the object
+    np.testing.assert_allclose(texture[2][:, 2 * dx:], texture[0][:, : -2 * dx], atol=1e-5)
+    turned = states.copy()
+    turned[:, 0], turned[:, 2] = 12.0, [0.0, math.pi / 2, math.pi]  # a quarter turn per frame about (12, 12)
+    texture = _world_background(np.random.default_rng(0), turned, 25, sc)  # 25 px: (12, 12) is the centre
+    np.testing.assert_allclose(texture[2], texture[0][::-1, ::-1], atol=1e-4)  # a half turn by frame 2

@@ -200,3 +200,36 @@ def test_pyav_stands_in_when_decord_is_not_installed(small_synth, monkeypatch):
     reader = open_video(path)
     assert isinstance(reader, PyAVReader) and len(reader) == 16
     assert np.array_equal(reader.get_frames([1, 5]), open_video(path, "decord").get_frames([1, 5]))
+
+
+def test_decoded_cache_gives_the_same_clips_and_skips_decoding(small_synth, monkeypatch):
+    _, folder = small_synth
+    entries = entries_of(folder)
+    spec = ClipSpec(frames=4, frame_step=2, resolution=24, train=True)
+    plain = VideoClipDataset(entries, TASKS, spec)
+    cached = VideoClipDataset(entries, TASKS, ClipSpec(frames=4, frame_step=2, resolution=24, train=True,
+                                                       decoded_cache_mb=64))
+    keys = [(i, 1000 + i) for i in range(len(entries))]
+    first = [cached[key] for key in keys]  # decodes each video once, whole
+    import trainers.data.dataset as dataset
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a cached video was decoded again")
+
+    monkeypatch.setattr(dataset, "open_video", no_decoding)
+    for key, item in zip(keys, first):
+        again = cached[key]
+        assert torch.equal(again["video"], item["video"]) and torch.equal(again["labels"], item["labels"])
+    monkeypatch.undo()
+    for key, item in zip(keys, first):  # the same crops, flips and frames as without the cache
+        assert torch.equal(plain[key]["video"], item["video"])
+
+
+def test_decoded_cache_stops_at_its_size(small_synth):
+    cfg, folder = small_synth
+    one_video = cfg.frames * cfg.size * cfg.size * 3
+    dataset = VideoClipDataset(entries_of(folder), TASKS, ClipSpec(frames=4, frame_step=2, resolution=24,
+                                                                   decoded_cache_mb=0.2))
+    for i in range(len(dataset)):
+        dataset[(i, i)]
+    assert len(dataset._decoded) == int(0.2 * 2**20) // one_video == 4

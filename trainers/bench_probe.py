@@ -129,11 +129,12 @@ def bench_probe(experiment: Any, *, encoder_preset: str | None = None, warmup: i
         split = len(features) // 2
         started = time.perf_counter()
         ridge_probe_task(features[:split], labels[:split], features[split:], labels[split:], num_classes,
-                         lambdas=cfg.ridge_lambdas, holdout_fraction=cfg.holdout_fraction, seed=0,
-                         time_steps=encoder.grid[0])
+                         lambdas=cfg.ridge_lambdas, folds=cfg.ridge_folds, seed=0,
+                         time_steps=encoder.grid[0], pooling=cfg.pooling)
         head_fit = time.perf_counter() - started
         head_step = head_flops = head_tflops = None
-        heads = head_fit * len(resolved.tasks) * sizes["train"] / split  # linear in the clips it reads
+        # Linear in the clips for the pooled readouts; the flat grid's dual solve grows faster, so this is a floor.
+        heads = head_fit * len(resolved.tasks) * sizes["train"] / split
     else:
         grid = encoder.grid if cfg.position == "sincos" else None
         probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads, grid=grid).to(device)

@@ -25,12 +25,13 @@ from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
 from trainers.loop import resolve_device
 from trainers.models.probe import AttentiveProbe
-from trainers.ridge_probe import ridge_probe_task
+from trainers.ridge_probe import ridge_readout
 from trainers.models.vit import VisionTransformer
 from trainers.stage_config import ProbeConfig
 
 
-_LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"}
+_LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir",
+                "decoded_cache_mb"}
 
 
 def rankme(embeddings: torch.Tensor) -> float:
@@ -113,32 +114,55 @@ def _accuracy(probe: AttentiveProbe, features: torch.Tensor, labels: torch.Tenso
     return correct / max(1, len(features))
 
 
+# A head whose train accuracy stays this close to chance has not fitted its own data: its val accuracy
+# measures the probe's optimisation, not the encoder, and is never reported as a result.
+CONVERGED_MARGIN = 0.05
+
+
 def fit_probe(
     features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: ProbeConfig, *, lr: float,
     weight_decay: float, seed: int, device: torch.device, grid: tuple[int, int, int],
+    trace: list[dict[str, float]] | None = None,
 ) -> AttentiveProbe:
-    """The fast protocol: AdamW, cosine lr without warm-up, `epochs` passes over the cached features."""
+    """AdamW on the cached features. With `cfg.steps` null, the fast protocol: `epochs` passes, cosine lr
+    without warm-up. With `cfg.steps`, constant lr until the train accuracy stops rising (ProbeConfig);
+    `trace`, when given, receives each check's step and train accuracy."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads,
                            grid=grid if cfg.position == "sincos" else None).to(device)
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = math.ceil(len(features) / cfg.batch_size)
-    total = cfg.epochs * per_epoch
-    step = 0
-    for _ in range(cfg.epochs):
+    total = cfg.epochs * per_epoch if cfg.steps is None else cfg.steps
+    checked = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed + 1))[:1000]
+    best, stale, step = -1.0, 0, 0
+    while step < total:
         probe.train()
         order = torch.randperm(len(features), generator=generator)
         for start in range(0, len(features), cfg.batch_size):
             chosen = order[start : start + cfg.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+            if cfg.steps is None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
             logits = probe(features[chosen].to(device).float())
             loss = F.cross_entropy(logits, labels[chosen].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
+            if cfg.steps is not None and step % cfg.check_every == 0:
+                accuracy = _accuracy(probe, features[checked], labels[checked], device, cfg.batch_size)
+                probe.train()
+                if trace is not None:
+                    trace.append({"step": step, "train_accuracy": accuracy})
+                if accuracy >= best + cfg.min_gain:
+                    best, stale = accuracy, 0
+                else:
+                    stale += 1
+                if stale >= cfg.patience:
+                    return probe
+            if step >= total:
+                break
     return probe
 
 
@@ -166,12 +190,18 @@ def probe_task(
                           "holdout_accuracy": _accuracy(probe, hold_features, hold_labels, device, cfg.batch_size)})
         best = max(tried, key=lambda head: head["holdout_accuracy"])
         chosen = (best["lr"], best["weight_decay"])
+    trace: list[dict[str, float]] = []
     probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=chosen[0], weight_decay=chosen[1], seed=seed,
-                      device=device, grid=grid)
+                      device=device, grid=grid, trace=trace)
+    chance = float(np.bincount(val_labels.numpy(), minlength=num_classes).max() / len(val_labels))
+    train_accuracy = _accuracy(probe, fit_features, fit_labels, device, cfg.batch_size)
     return {
         "accuracy": _accuracy(probe, val["features"], val_labels, device, cfg.batch_size),
-        "train_accuracy": _accuracy(probe, fit_features, fit_labels, device, cfg.batch_size),
-        "chance": float(np.bincount(val_labels.numpy(), minlength=num_classes).max() / len(val_labels)),
+        "train_accuracy": train_accuracy,
+        "chance": chance,
+        "converged": train_accuracy >= chance + CONVERGED_MARGIN,
+        "steps": trace[-1]["step"] if trace else cfg.epochs * math.ceil(len(fit_features) / cfg.batch_size),
+        "trace": trace,
         "num_classes": num_classes,
         "lr": chosen[0], "weight_decay": chosen[1], "heads": tried,
     }
@@ -190,25 +220,33 @@ def probe_encoder(
                                progress=progress)
         for split in ("train", "val")
     }
-    tasks = {}
-    for column, task in enumerate(resolved.tasks):
-        if cfg.kind == "ridge":
-            tasks[task.name] = ridge_probe_task(
-                views["train"]["features"], views["train"]["labels"][:, column], views["val"]["features"],
-                views["val"]["labels"][:, column], task.num_classes, lambdas=cfg.ridge_lambdas,
-                holdout_fraction=cfg.holdout_fraction, seed=seed, time_steps=encoder.grid[0])
-        else:
-            tasks[task.name] = probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
-                                          device=device, grid=encoder.grid)
-        if progress:
-            print(f"[probe] {task.name}: {tasks[task.name]['accuracy']:.1%} "
-                  f"(chance {tasks[task.name]['chance']:.1%})", file=sys.stderr, flush=True)
+    names = [task.name for task in resolved.tasks]
+
+    def ridge(pooling: str) -> dict[str, Any]:
+        results = ridge_readout(
+            views["train"]["features"], views["train"]["labels"], views["val"]["features"], views["val"]["labels"],
+            [task.num_classes for task in resolved.tasks], lambdas=cfg.ridge_lambdas, folds=cfg.ridge_folds,
+            seed=seed, time_steps=encoder.grid[0], pooling=pooling)
+        return dict(zip(names, results))
+
+    readouts = {f"ridge_{pooling}": ridge(pooling) for pooling in cfg.also_ridge}
+    if cfg.kind == "ridge":
+        tasks = ridge(cfg.pooling)
+    else:
+        tasks = {task.name: probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
+                                       device=device, grid=encoder.grid)
+                 for column, task in enumerate(resolved.tasks)}
+    if progress:
+        for name, task in tasks.items():
+            print(f"[probe] {name}: {task['accuracy']:.1%} (chance {task['chance']:.1%})", file=sys.stderr, flush=True)
     pooled = views["val"]["features"].float().mean(1)
     return {
         "tasks": tasks,
         "rankme": rankme(pooled),
         "single_frame": cfg.single_frame,
         "probe": cfg.kind,
+        "pooling": cfg.pooling if cfg.kind == "ridge" else None,
+        "readouts": readouts,
         "position": cfg.position,
         "clips": {split: len(view["labels"]) for split, view in views.items()},
         "tokens": int(views["val"]["features"].size(1)),

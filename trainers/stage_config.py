@@ -27,6 +27,11 @@ class HeadConfig:
     width: int = 64
     depth: int = 2
     heads: int = 2
+    # "rope": positions only through RoPE, as in the encoder (V-JEPA 2's predictor). "sincos": also add a fixed
+    # 3D sin-cos code of each token's grid position to its input, as VideoMAE's decoder does. With RoPE alone
+    # every mask token starts identical, and a small head at a small grid takes hundreds of steps to tell them
+    # apart (the tiny teacher's pixel loss sat at 0.99 for 600 steps; docs/calibration.md).
+    position: Literal["rope", "sincos"] = "rope"
 
 
 @dataclass
@@ -163,7 +168,14 @@ class ProbeConfig:
 
     depth: int = 1  # paper: 4 (3 self-attention blocks + the cross-attention block); 1 keeps CPU probes fast
     heads: int | None = None
-    epochs: int = 20
+    epochs: int = 20  # the paper's fast protocol: a fixed number of passes, cosine lr (when `steps` is null)
+    # Train by steps until the train accuracy stops rising, at most `steps` (constant lr): a head is read only
+    # once it fits its own train split. Every `check_every` steps the accuracy on (up to 1,000) fit clips is
+    # measured; training stops after `patience` checks without a gain of `min_gain` over the best one.
+    steps: int | None = None
+    check_every: int = 100
+    patience: int = 3
+    min_gain: float = 0.01
     batch_size: int = 64  # paper: 256
     # One head per (lr, weight decay) pair; with several, the best on a split held out from train is reported.
     lrs: list[float] = field(default_factory=lambda: [1e-3])
@@ -174,19 +186,31 @@ class ProbeConfig:
     # "sincos": add a fixed (t, h, w) code to the features (RoPE encoders' tokens carry no absolute
     # position; trainers/models/probe.py). "none": the paper's probe, which adds nothing.
     position: Literal["sincos", "none"] = "sincos"
-    # "attentive": the paper's probe (above). "ridge": closed-form ridge regression on each time step's
-    # token mean and std (trainers/ridge_probe.py), lambda chosen on the held-out split of train: exact and
-    # seconds on a CPU, for small studies where a depth-1 attentive probe under-reads trained features.
+    # "attentive": the paper's probe (above). "ridge": closed-form ridge regression of the token grid pooled
+    # by `pooling` (trainers/ridge_probe.py: "flat", the whole grid; "mean", each time step's token mean;
+    # "mean_std", its mean and std), lambda chosen by cross-validation on train: exact and seconds on a
+    # CPU, for small studies where a depth-1 attentive probe under-reads trained features.
     kind: Literal["attentive", "ridge"] = "attentive"
-    ridge_lambdas: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
+    pooling: Literal["flat", "mean", "mean_std"] = "flat"
+    # Multiples of the feature dimensions (so one grid fits every pooling); the best on the held-out split.
+    ridge_lambdas: list[float] = field(default_factory=lambda: [1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
+    ridge_folds: int = 5  # lambda is chosen by this many-fold cross-validation on train
+    # Ridge readouts computed beside the main one on the same cached features (seconds each), so that
+    # every encoder is compared on more than one readout: a pooling each, results under "readouts".
+    also_ridge: list[Literal["flat", "mean", "mean_std"]] = field(default_factory=list)
     device: str = "auto"
 
     def validate(self) -> None:
         if self.depth < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError("depth, epochs and batch_size must be >= 1")
+        if self.steps is not None and (self.steps < 1 or self.check_every < 1 or self.patience < 1):
+            raise ValueError(f"steps, check_every and patience must be >= 1 (got {self.steps}, {self.check_every}, "
+                             f"{self.patience}); set probe.steps=null for the fixed-epoch protocol")
         if not self.lrs or not self.weight_decays:
             raise ValueError("lrs and weight_decays need at least one value each")
         if not self.ridge_lambdas or min(self.ridge_lambdas) <= 0:
             raise ValueError(f"ridge_lambdas needs at least one value, all > 0 (got {self.ridge_lambdas})")
+        if self.ridge_folds < 2:
+            raise ValueError(f"ridge_folds must be >= 2 (got {self.ridge_folds})")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must lie in (0, 1) (got {self.holdout_fraction})")

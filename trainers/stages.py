@@ -96,7 +96,7 @@ class TeacherStage:
         spec = self.encoder.spec
         self.decoder = pixel_decoder(
             spec.width, self.encoder.grid, spec.patch_size, spec.tubelet_size,
-            width=cfg.decoder.width, depth=cfg.decoder.depth, heads=cfg.decoder.heads,
+            width=cfg.decoder.width, depth=cfg.decoder.depth, heads=cfg.decoder.heads, position=cfg.decoder.position,
         )
         self.trainable = nn.ModuleDict({"encoder": self.encoder, "decoder": self.decoder})
         self.grid = self.encoder.grid
@@ -166,6 +166,7 @@ class StudentStage:
         self.predictor = Predictor(
             self.encoder.width, self.teacher.width, self.encoder.grid,
             width=cfg.predictor.width, depth=cfg.predictor.depth, heads=cfg.predictor.heads,
+            position=cfg.predictor.position,
         )
         self.trainable = nn.ModuleDict({"encoder": self.encoder, "predictor": self.predictor})
         self.grid = self.encoder.grid

@@ -69,7 +69,8 @@ class VJEPA2Stage:
         self.ema = copy.deepcopy(self.encoder).requires_grad_(False)
         width = self.encoder.width
         self.predictor = Predictor(width, width, self.encoder.grid, width=cfg.predictor.width,
-                                   depth=cfg.predictor.depth, heads=cfg.predictor.heads)
+                                   depth=cfg.predictor.depth, heads=cfg.predictor.heads,
+                                   position=cfg.predictor.position)
         # The EMA copy is not trainable: the optimiser, gradient clipping and weight decay never see it.
         self.trainable = nn.ModuleDict({"encoder": self.encoder, "predictor": self.predictor})
         self.grid = self.encoder.grid

@@ -38,7 +38,7 @@ COLUMNS: dict[str, str] = {
     "train_wall_s": "float64", "probe_wall_s": "float64",
     "status": "string", "reason": "string", "checkpoint": "string", "written_at": "string",
 }
-_TASK_PREFIXES = ("acc_", "train_acc_", "chance_")
+_TASK_PREFIXES = ("acc_", "train_acc_", "chance_", "readout_")
 
 
 def table_path(sweep_dir: Path) -> Path:
@@ -54,6 +54,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     tasks = sorted(c for c in frame.columns if c not in COLUMNS and c.startswith(_TASK_PREFIXES))
     for column in tasks:
         frame[column] = frame[column].astype("float64")
+    for column in (c for c in frame.columns if c.startswith("converged_")):
+        frame[column] = frame[column].astype("boolean")
     rest = [c for c in frame.columns if c not in COLUMNS and c not in tasks]
     return frame[[*COLUMNS, *tasks, *rest]]
 

@@ -52,14 +52,27 @@ def training_summary(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     return summary
 
 
-def probe_columns(result: dict[str, Any]) -> dict[str, float]:
-    columns: dict[str, float] = {"rankme": result["rankme"]}
+def probe_columns(result: dict[str, Any]) -> dict[str, float | bool | None]:
+    """acc_<task> per task and their mean; a head that never fitted its own train split (an attentive head
+    within CONVERGED_MARGIN of chance on train) gives no accuracy (NaN), with converged_<task> False, so that
+    an under-trained probe is never read as a verdict on the encoder. The readouts computed beside the main
+    one (probe.also_ridge) go to readout_<name>_<task>."""
+    columns: dict[str, float | bool | None] = {"rankme": result["rankme"]}
+    accuracies = []
     for name, task in result["tasks"].items():
-        columns[f"acc_{name}"] = task["accuracy"]
+        converged = task.get("converged", True)
+        accuracy = task["accuracy"] if converged else math.nan
+        columns[f"acc_{name}"] = accuracy
         columns[f"train_acc_{name}"] = task["train_accuracy"]
         columns[f"chance_{name}"] = task["chance"]
-    accuracies = [task["accuracy"] for task in result["tasks"].values()]
+        columns[f"converged_{name}"] = converged
+        accuracies.append(accuracy)
     columns["acc_mean"] = sum(accuracies) / len(accuracies)
+    for readout, tasks in result.get("readouts", {}).items():
+        values = [task["accuracy"] for task in tasks.values()]
+        for name, task in tasks.items():
+            columns[f"readout_{readout}_{name}"] = task["accuracy"]
+        columns[f"readout_{readout}_mean"] = sum(values) / len(values)
     return columns
 
 

@@ -76,6 +76,7 @@ def clip_spec(cfg: DataConfig, *, train: bool) -> ClipSpec:
         short_clip=cfg.short_clip,
         reader=cfg.reader,
         decode_threads=cfg.decode_threads,
+        decoded_cache_mb=cfg.decoded_cache_mb,
     )
 
 

@@ -44,6 +44,7 @@ class ClipSpec:
     short_clip: ShortClipRule = "pad"
     reader: ReaderBackend = "auto"
     decode_threads: int = 1
+    decoded_cache_mb: float = 0
     max_retries: int = 20
 
 
@@ -69,6 +70,8 @@ class VideoClipDataset(Dataset):
         self.tasks = list(tasks)
         self.spec = spec
         self.label_mirror = list(label_mirror) if label_mirror is not None else [None] * len(self.tasks)
+        self._decoded: dict[str, np.ndarray] = {}  # path -> all frames, while under spec.decoded_cache_mb
+        self._decoded_bytes = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -77,11 +80,20 @@ class VideoClipDataset(Dataset):
         """One clip, or UnreadableVideo."""
         spec = self.spec
         entry = self.entries[index]
-        reader = open_video(entry.path, spec.reader, spec.decode_threads)
+        video = self._decoded.get(entry.path)
+        reader = open_video(entry.path, spec.reader, spec.decode_threads) if video is None else None
         indices, short = frame_indices(
-            len(reader), spec.frames, spec.frame_step, random_start=spec.train, rng=rng, short_clip=spec.short_clip
+            len(reader) if video is None else len(video), spec.frames, spec.frame_step, random_start=spec.train,
+            rng=rng, short_clip=spec.short_clip,
         )
-        frames = reader.get_frames(indices)
+        if video is None and spec.decoded_cache_mb:
+            whole = reader.get_frames(list(range(len(reader))))
+            if self._decoded_bytes + whole.nbytes <= spec.decoded_cache_mb * 2**20:
+                self._decoded[entry.path] = video = whole
+                self._decoded_bytes += whole.nbytes
+            frames = whole[indices]
+        else:
+            frames = reader.get_frames(indices) if video is None else video[indices]
         height, width = frames.shape[1:3]
         flip = False
         if spec.train:

@@ -88,6 +88,15 @@ class SceneConfig:
     translation: tuple[float, float] = (0.25, 0.45)  # path length of translating classes
     rotation_deg_per_frame: tuple[float, float] = (3.0, 8.0)
     scale_ratio: tuple[float, float] = (1.3, 1.7)  # large / small radius for grow and shrink
+    # The background texture moves rigidly with the main object (its translation, its rotation and its
+    # scaling about its centre), as if the camera tracked a scene the object is part of: the motion class
+    # is then carried by every pixel, not by the few the object covers.
+    world_motion: bool = False
+    # The world-motion background texture: a sum of this many plane waves with wavelengths between the frame size divided by
+    # the bounds (cycles per frame), amplitudes falling as 1/frequency (a 1/f, natural-image-like spectrum).
+    background_waves: int = 6
+    background_cycles: tuple[float, float] = (0.8, 2.5)
+    background_pink: bool = False  # amplitudes 1/f (True) or equal (False, the original texture)
 
 
 @dataclass
@@ -296,6 +305,30 @@ def _background(rng: np.random.Generator, t: int, size: int, shift: np.ndarray) 
     return (left @ right) * np.float32(0.5 / math.sqrt(waves / 2))
 
 
+def _world_background(rng: np.random.Generator, states: np.ndarray, size: int, sc: SceneConfig) -> np.ndarray:
+    """Texture (T, H, W) of std about 0.5 that moves rigidly with `states` (x, y, angle, radius): each pixel
+    is mapped back to where it was at time 0 relative to the object, and the texture is read there."""
+    waves = sc.background_waves
+    cycles = np.exp(rng.uniform(*np.log(sc.background_cycles), waves))
+    freq = cycles * 2.0 * math.pi / size
+    direction = rng.uniform(0.0, 2.0 * math.pi, waves)
+    phase = rng.uniform(0.0, 2.0 * math.pi, waves)
+    amplitude = 1.0 / cycles if sc.background_pink else np.ones(waves)
+    amplitude *= 0.5 / math.sqrt((amplitude**2).sum() / 2)
+    x, y, angle, radius = (states[:, i, None, None] for i in range(4))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    turn, zoom = angle - angle[0], radius[0] / radius
+    dx, dy = (xx - x) * zoom, (yy - y) * zoom
+    c, s = np.cos(turn), np.sin(turn)
+    # R(-turn) (p - centre_t) * zoom + centre_0: the point of the scene under pixel p at time 0.
+    wx, wy = c * dx + s * dy + x[0], -s * dx + c * dy + y[0]
+    kx, ky = freq * np.cos(direction), freq * np.sin(direction)
+    out = np.zeros((len(states), size, size))
+    for k in range(waves):
+        out += amplitude[k] * np.cos(kx[k] * wx + ky[k] * wy + phase[k])
+    return out.astype(np.float32)
+
+
 def render_clip(
     appearance: int, motion: int, seed: int | np.random.SeedSequence, frames: int, size: int,
     scene: SceneConfig = SceneConfig(),
@@ -330,7 +363,10 @@ def render_clip(
         bg_len = r_bg.uniform(0.05, 0.3) * size
         shift = np.outer(centred / (t - 1), bg_len * np.array([math.cos(bg_dir), math.sin(bg_dir)])) + cam
         tint = np.clip(1.0 + 0.3 * r_bg.standard_normal(3), 0.4, 1.6).astype(np.float32)
-        texture = _background(r_bg, t, size, shift)[..., None]
+        if scene.world_motion:
+            texture = _world_background(r_bg, states, size, scene)[..., None]
+        else:
+            texture = _background(r_bg, t, size, shift)[..., None]
         img = texture * (np.float32(scene.background_contrast * 127.5) * tint) + bg_colour.astype(np.float32)
     if scene.distractor:
         other = int(r_dis.integers(0, len(APPEARANCE_CLASSES) - 1))

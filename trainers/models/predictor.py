@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trainers.models.position import sincos_position_code
 from trainers.models.rope import rope_tables
 from trainers.models.vit import LN_EPS, Block, gather_rope, init_weights, rescale_blocks, trunc_normal_
 
@@ -19,9 +20,13 @@ class Predictor(nn.Module):
         depth: int = 12,
         heads: int = 16,
         mlp_ratio: float = 4.0,
+        position: str = "rope",
     ) -> None:
         super().__init__()
         self.grid = grid
+        # A fixed absolute code per grid position added to every input token ("sincos"), beside RoPE.
+        self.register_buffer("position_code", sincos_position_code(grid, width) if position == "sincos" else None,
+                             persistent=False)
         self.embed = nn.Linear(in_width, width)
         # One shared mask token: what tells target positions apart is only their RoPE angle.
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -47,6 +52,8 @@ class Predictor(nn.Module):
         m = target_idx.shape[1]
         masks = self.mask_token.expand(b, m, -1).to(context.dtype)
         x = torch.cat([self.embed(context), masks], dim=1)
+        if self.position_code is not None:
+            x = x + self.position_code.to(x.dtype)[torch.cat([context_idx, target_idx], dim=1)]
         # RoPE carries each token's original grid position, so the concat order is free
         # (attention is permutation-equivariant and there is no causal mask).
         rope = gather_rope(self.rope_cos, self.rope_sin, torch.cat([context_idx, target_idx], dim=1))
@@ -69,6 +76,8 @@ def pixel_decoder(
     width: int = 384,
     depth: int = 12,
     heads: int = 16,
+    position: str = "rope",
 ) -> Predictor:
     """The V-Pixel decoder: a predictor whose output is one token's pixels (3 x tubelet x patch x patch)."""
-    return Predictor(in_width, 3 * tubelet * patch * patch, grid, width=width, depth=depth, heads=heads)
+    return Predictor(in_width, 3 * tubelet * patch * patch, grid, width=width, depth=depth, heads=heads,
+                     position=position)

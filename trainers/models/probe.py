@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers.models.position import sincos_position_code
 from trainers.models.vit import LN_EPS, Block, Mlp, init_weights, rescale_blocks, trunc_normal_
 
 
@@ -54,22 +55,6 @@ class CrossAttentionBlock(nn.Module):
     def forward(self, query: Tensor, tokens: Tensor) -> Tensor:
         query = query + self.xattn(self.norm_q(query), self.norm_x(tokens))
         return query + self.mlp(self.norm2(query))
-
-
-def sincos_position_code(grid: tuple[int, int, int], width: int) -> Tensor:
-    """(t*h*w, width) fixed code, token order (t, h, w): for each axis an equal share of the width
-    (an even number of dims) as [sin, cos] at geometric frequencies; leftover dims are zero."""
-    share = 2 * (width // 6)
-    if share == 0:
-        raise ValueError(f"width {width} is too small for a 3D position code (needs at least 6)")
-    t, h, w = torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in grid), indexing="ij")
-    frequencies = 1.0 / 10000 ** (torch.arange(share // 2, dtype=torch.float64) / (share // 2))
-    parts = []
-    for axis in (t, h, w):
-        angles = axis.flatten()[:, None] * frequencies
-        parts += [angles.sin(), angles.cos()]
-    code = torch.cat(parts, dim=1)
-    return F.pad(code, (0, width - code.size(1))).float()
 
 
 class AttentiveProbe(nn.Module):
