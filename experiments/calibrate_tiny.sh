@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
-# Calibration of the tiny study's data and probe (docs/study_tiny.md, "Calibration"): a V-Pixel teacher
-# trained STEPS steps, then the teacher and a random-init encoder of the same size probed by the attentive
-# probe and by the ridge readout (probe.kind=ridge; features are cached, so the second probe takes seconds).
-# Usage: experiments/calibrate_tiny.sh OUT_DIR STEPS [dotted.key=value ...]
-#   experiments/calibrate_tiny.sh runs/calibrate-default 1000 data.frames=8 data.resolution=32 data.workers=0
+# One row pair of docs/calibration.md: a V-Pixel teacher trained TEACHER_STEPS, a SALT student trained
+# STUDENT_STEPS on it, and both read beside the random-init encoder of the same size on three ridge readouts
+# (the whole token grid, each time step's token means, means and stds), on the calibration data: 8 frames of
+# 32 px from 1,500 / 500 embedded clips. Extra dotted overrides apply to every command (use teacher.* or
+# student.* keys to change one stage). Prints one markdown table; every probe result is kept in OUT/.
+# Usage: experiments/calibrate_tiny.sh OUT TEACHER_STEPS STUDENT_STEPS [dotted.key=value ...]
+#   experiments/calibrate_tiny.sh runs/cal/paper 1000 1000
+#   experiments/calibrate_tiny.sh runs/cal/clip1 1000 1000 student.optim.grad_clip=1.0
+# About 4 min for 1,000 + 1,000 steps on 2 cores (two calibrations can run side by side, one core each).
 set -euo pipefail
-out=$1; steps=$2; shift 2
+if [ $# -lt 3 ]; then sed -n '2,11p' "$0"; exit 2; fi
+out=$1; teacher_steps=$2; student_steps=$3; shift 3
+here=$(cd "$(dirname "$0")" && pwd)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+data="data.frames=8 data.resolution=32 data.synthetic.size=32 data.synthetic.train=1500 data.synthetic.val=500
+      data.workers=0 data.decoded_cache_mb=1000"
+readouts="probe.kind=ridge probe.pooling=flat probe.also_ridge=[mean,mean_std]"
 mkdir -p "$out"
 start=$SECONDS
-salt-budget train teacher experiments/tiny.yaml "$@" teacher.optim.steps="$steps" teacher.optim.warmup_steps=50 \
-  teacher.run.checkpoint_every="$steps" --run-dir "$out/teacher" > "$out/teacher.log" 2>&1
-echo "teacher: $steps steps in $((SECONDS - start)) s; last log: $(grep -v '^final' "$out/teacher.log" | tail -n 1)"
-checkpoint="$out/teacher/checkpoints/step_$(printf %08d "$steps").pt"
-for kind in attentive ridge; do
-  salt-budget probe "$checkpoint" experiments/tiny.yaml "$@" probe.kind=$kind --encoder teacher \
-    --out "$out/teacher-$kind.json" 2>/dev/null | sed "s/^/teacher ($kind) /"
-  salt-budget probe random experiments/tiny.yaml "$@" probe.kind=$kind --out "$out/random" 2>/dev/null \
-    | sed "s/^/random init ($kind) /"
-done
+# shellcheck disable=SC2086
+salt-budget train teacher "$here/tiny.yaml" $data "$@" teacher.optim.steps="$teacher_steps" \
+  teacher.optim.warmup_steps=50 teacher.run.checkpoint_every="$teacher_steps" --run-dir "$out/teacher" > "$out/teacher.log" 2>&1
+teacher="$out/teacher/checkpoints/step_$(printf %08d "$teacher_steps").pt"
+# shellcheck disable=SC2086
+salt-budget train student "$here/tiny.yaml" $data "$@" student.optim.steps="$student_steps" \
+  student.optim.warmup_steps=50 student.run.checkpoint_every="$student_steps" --teacher "$teacher" \
+  --run-dir "$out/student" > "$out/student.log" 2>&1
+student="$out/student/checkpoints/step_$(printf %08d "$student_steps").pt"
+# shellcheck disable=SC2086
+salt-budget probe random "$here/tiny.yaml" $data "$@" $readouts --out "$out/random" > /dev/null 2>&1
+# shellcheck disable=SC2086
+salt-budget probe "$teacher" "$here/tiny.yaml" $data "$@" $readouts --encoder teacher --out "$out/teacher.json" > /dev/null 2>&1
+# shellcheck disable=SC2086
+salt-budget probe "$student" "$here/tiny.yaml" $data "$@" $readouts --encoder student --out "$out/student.json" > /dev/null 2>&1
+python "$here/readout_table.py" "random init=$(ls "$out"/random/probes/random_init-*-seed0.json)" \
+  "teacher $teacher_steps=$out/teacher.json" "student $student_steps=$out/student.json"
 echo "done in $((SECONDS - start)) s"

@@ -96,9 +96,11 @@ def test_the_shipped_studies_plan_the_paper_ablations(name):
     plan = plan_study(study, study_sweeps(study, path))
     allocation = [p for s, p in zip(plan.sweeps, plan.plans) if s.ablation == "allocation"][0]
     budgets = sorted({a.budget for a in allocation.allocations})
-    assert len(budgets) == 3 and budgets[0] * 2 == budgets[2] and budgets[1] * 3 == budgets[2] * 2  # 120:160:240
-    shares = {a.teacher_share for a in allocation.allocations if a.budget == budgets[-1]}
-    assert {1 / 12, 1 / 6, 1 / 3, 1 / 2} <= {round(s * 12) / 12 for s in shares}
+    assert len(budgets) == 3 and budgets[0] * 2 == budgets[2] and budgets[0] < budgets[1] < budgets[2]
+    if name != "study_tiny.yaml":  # the tiny study's middle budget is 1,440 (3:4.5:6; its header says why)
+        assert budgets[1] * 3 == budgets[2] * 2  # 120:160:240
+    shares = {round(a.teacher_share * 12) / 12 for a in allocation.allocations if a.budget == budgets[-1]}
+    assert {1 / 6, 1 / 3} <= shares and len(shares) >= 3  # the paper's best share (40k of 240k) and its neighbours
     sizes = [s for s in plan.sweeps if s.ablation == "teacher_size"][0]
     assert len(sizes.options.teacher_sizes) >= 3
     kinds = {(s.experiment.teacher.masks.kind, s.experiment.teacher.masks.tube_masks)
@@ -157,10 +159,12 @@ def _rows(allocation_id, budget, t, seed, student_acc, teacher_acc, teacher_key)
               "flops_teacher": 1.0, "flops_student": 1.0, "flops_total": 2.0, "rankme": 1.0,
               "chance_motion": 0.1}
     teacher = {**common, "unit_key": teacher_key, "role": "teacher", "allocation_id": None, "step": t,
-               "acc_motion": teacher_acc, "acc_mean": teacher_acc, "loss_final": 1.0, "loss_smoothed": 1.0}
+               "acc_motion": teacher_acc, "acc_mean": teacher_acc, "loss_final": 1.0, "loss_smoothed": 1.0,
+               "readout_ridge_mean_std_motion": 0.2, "readout_ridge_mean_std_mean": 0.2}
+    # A second readout that ranks the students the other way round (1 - accuracy).
     students = [{**common, "unit_key": allocation_id, "role": "student", "allocation_id": allocation_id, "step": step,
                  "is_final": step == budget - t, "acc_motion": acc, "acc_mean": acc, "loss_final": loss,
-                 "loss_smoothed": loss}
+                 "loss_smoothed": loss, "readout_ridge_mean_std_motion": 1 - acc, "readout_ridge_mean_std_mean": 1 - acc}
                 for step, acc, loss in ((1, student_acc - 0.1, 0.9), (budget - t, student_acc, 0.5))]
     return [teacher, *students]
 
@@ -179,7 +183,8 @@ def test_the_study_analysis_reads_seeds_shares_and_verdicts(tmp_path):
          "students": ids}]}))
     probes = tmp_path / "random_init" / "seed0" / "probes"
     probes.mkdir(parents=True)
-    (probes / "random_init-tiny-seed0.json").write_text(json.dumps({"tasks": {"motion": {"accuracy": 0.3}}}))
+    (probes / "random_init-tiny-seed0.json").write_text(json.dumps({
+        "tasks": {"motion": {"accuracy": 0.3}}, "readouts": {"ridge_mean_std": {"motion": {"accuracy": 0.55}}}}))
 
     study = load_study(tmp_path)
     found = tables(study)
@@ -193,3 +198,15 @@ def test_the_study_analysis_reads_seeds_shares_and_verdicts(tmp_path):
     assert "Students beat their teacher (task average) in 2 of 4" in text
     assert "Students above the random-init encoder's task average (30.0): 4 of 4" in text
     assert "| chance | 10.0 | 10.0 |" in text
+    # Training against the floor: the best student of budget 100 (T = 10: 51 +- 1.4) clears 30 by 5 points and
+    # 2 sd; of the teachers, only T = 50 has at least 1/6 of the largest budget, and it reads 45 > 30.
+    learning = found["study_learning"]
+    assert learning["what"].tolist() == ["best student", "teacher"] and learning["holds"].all()
+    assert learning["teacher_steps"].tolist() == [10, 50] and learning["margin"].iloc[0] == pytest.approx(0.21)
+    assert "the best student of 1 of 1 budgets clears the floor by 5 points and 2 seed sd; 1 of 1 teacher" in text
+    readouts = found["study_readouts"].set_index("readout")
+    assert readouts.loc["main", "random_init"] == pytest.approx(0.3)
+    assert readouts.loc["ridge_mean_std", "random_init"] == pytest.approx(0.55)
+    assert readouts.loc["ridge_mean_std", "students_above_floor"] == 2  # 1 - 0.40 and 1 - 0.42 > 0.55
+    assert readouts.loc["ridge_mean_std", "spearman_with_main"] < 0 < readouts.loc["main", "spearman_with_main"] == 1
+    assert "## Readouts" in text
