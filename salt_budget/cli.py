@@ -336,7 +336,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _print_probe(result: dict, out: Path) -> None:
     for name, task in result["tasks"].items():
-        print(f"{name}: {task['accuracy']:.1%} (chance {task['chance']:.1%}, train {task['train_accuracy']:.1%})")
+        verdict = "" if task.get("converged", True) else "; not converged: the head never fitted its train split"
+        print(f"{name}: {task['accuracy']:.1%} (chance {task['chance']:.1%}, train {task['train_accuracy']:.1%}{verdict})")
     print(f"RankMe {result['rankme']:.1f}; written to {out}")
 
 

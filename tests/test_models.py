@@ -237,6 +237,25 @@ def test_predictor_uses_original_positions_not_sequence_order():
     assert not torch.allclose(moved[0, 3], out[0, 3], atol=1e-4)
 
 
+def test_a_position_code_tells_mask_tokens_apart_from_the_first_step():
+    """At init, with RoPE alone, the mask tokens' predictions barely differ by position (attention is almost
+    uniform); the sin-cos code on the head's input makes them differ at once, and still follows each token's
+    grid index, not its place in the sequence."""
+    context = torch.randn(1, 6, 32, generator=torch.Generator().manual_seed(1))
+    ctx_idx = torch.tensor([[0, 3, 8, 12, 20, 31]])
+    tgt_idx = torch.tensor([[1, 2, 16, 25]])
+    spread = {}
+    for position in ("rope", "sincos"):
+        torch.manual_seed(0)
+        pred = Predictor(32, 16, (2, 4, 4), width=32, depth=2, heads=1, position=position).eval()
+        with torch.no_grad():
+            out = pred(context, ctx_idx, tgt_idx)[0]
+            perm = torch.tensor([3, 1, 0, 2])
+            torch.testing.assert_close(pred(context, ctx_idx, tgt_idx[:, perm])[0], out[perm], atol=1e-5, rtol=1e-5)
+        spread[position] = float((out - out.mean(0)).norm() / out.norm())
+    assert spread["rope"] < 0.05 and spread["sincos"] > 5 * spread["rope"]
+
+
 def test_predictor_padding_is_ignored():
     torch.manual_seed(0)
     pred = Predictor(32, 16, (2, 4, 4), width=32, depth=2, heads=2).eval()

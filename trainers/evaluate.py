@@ -238,7 +238,9 @@ def probe_encoder(
                  for column, task in enumerate(resolved.tasks)}
     if progress:
         for name, task in tasks.items():
-            print(f"[probe] {name}: {task['accuracy']:.1%} (chance {task['chance']:.1%})", file=sys.stderr, flush=True)
+            verdict = "" if task.get("converged", True) else ", NOT CONVERGED: train accuracy near chance, not a result"
+            print(f"[probe] {name}: {task['accuracy']:.1%} (chance {task['chance']:.1%}{verdict})", file=sys.stderr,
+                  flush=True)
     pooled = views["val"]["features"].float().mean(1)
     return {
         "tasks": tasks,

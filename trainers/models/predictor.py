@@ -28,7 +28,8 @@ class Predictor(nn.Module):
         self.register_buffer("position_code", sincos_position_code(grid, width) if position == "sincos" else None,
                              persistent=False)
         self.embed = nn.Linear(in_width, width)
-        # One shared mask token: what tells target positions apart is only their RoPE angle.
+        # One shared mask token: what tells target positions apart is their RoPE angle and, with "sincos",
+        # the position code added to it.
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
         self.blocks = nn.ModuleList(Block(width, heads, int(width * mlp_ratio)) for _ in range(depth))
         self.norm = nn.LayerNorm(width, eps=LN_EPS)
