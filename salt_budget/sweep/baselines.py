@@ -14,7 +14,7 @@ from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.ray_tasks import run_as_tasks
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
 from salt_budget.sweep.rows import baseline_row, failed_row
-from salt_budget.sweep.summary import SweepTimes, say
+from salt_budget.sweep.summary import SweepTimes, percent, say
 from salt_budget.sweep.trial import probe_result
 from salt_budget.sweep.units import BaselineUnit
 
@@ -66,6 +66,6 @@ def train_baselines(plan: Plan, cpus: float, gpus: float, max_failures: int, tim
         times.baseline_work["probe_s"] += spent["probe_s"]
         table = read_results(plan.sweep_dir)
         final = table[(table["unit_key"] == unit.key) & (table["step"] == unit.budget)].iloc[-1]
-        say(f"baseline {unit.id}: done, acc {final['acc_mean']:.1%}, FLOPs {final['flops_total']:.3g}, "
+        say(f"baseline {unit.id}: done, acc {percent(final['acc_mean'])}, FLOPs {final['flops_total']:.3g}, "
             f"target std {final['target_std']:.3f}" + (" (COLLAPSED)" if final["collapsed"] else ""))
     times.baselines_s = time.perf_counter() - started

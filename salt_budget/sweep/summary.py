@@ -37,6 +37,13 @@ class SweepTimes:
     baseline_work: dict[str, float] = field(default_factory=lambda: {"train_s": 0.0, "probe_s": 0.0})
 
 
+def percent(value: float | None) -> str:
+    """An accuracy for a progress line; a probe that did not converge has none (None or NaN)."""
+    if value is None or value != value:
+        return "n/a (probe not converged)"
+    return f"{value:.1%}"
+
+
 def covered(intervals: list[tuple[float, float]]) -> float:
     """Length of the union of (start, end) intervals: wall time during which some unit was working."""
     total, reached = 0.0, float("-inf")
@@ -75,13 +82,15 @@ def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float
     say(f"done in {wall_s:.1f} s: {len(attempted) - len(failed)} of {len(attempted)} allocations finished"
         + (f", FAILED: {', '.join(failed)}" if failed else "")
         + f"; {len(table)} rows in {table_path(plan.sweep_dir)}")
-    if len(final):
+    if final["acc_mean"].notna().any():
         best = final.loc[final["acc_mean"].idxmax()]
-        say(f"best final student: {best['allocation_id']} with mean probe accuracy {best['acc_mean']:.1%}")
+        say(f"best final student: {best['allocation_id']} with mean probe accuracy {percent(best['acc_mean'])}")
+    elif len(final):
+        say("best final student: none to name, no final student's probe converged")
     if plan.baselines:
         say(f"baselines: {len(baselines)} of {len(plan.baselines)} finished"
             + (f", FAILED: {', '.join(failed_baselines)}" if failed_baselines else "") + "".join(
-                f"; {row['allocation_id']} {row['acc_mean']:.1%}" + (" (collapsed)" if row["collapsed"] else "")
+                f"; {row['allocation_id']} {percent(row['acc_mean'])}" + (" (collapsed)" if row["collapsed"] else "")
                 for _, row in baselines.iterrows()))
     say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
         f"{times.teacher_steps_trained} trained by this run")

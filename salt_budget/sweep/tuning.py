@@ -13,7 +13,7 @@ from trainers.config import config_hash
 from salt_budget.sweep.plan import Plan, PlanError
 from salt_budget.sweep.results import append_rows
 from salt_budget.sweep.rows import failed_row
-from salt_budget.sweep.summary import SweepTimes, collect_trial_times, say
+from salt_budget.sweep.summary import SweepTimes, collect_trial_times, percent, say
 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from ray.tune import Callback, ResultGrid, TuneConfig
@@ -29,9 +29,9 @@ def _callback(plan: Plan) -> Callback:
             student = plan.student_for(trial.config)
             result = trial.last_result or {}
             teacher = result.get("teacher_acc_mean")
-            say(f"{student.allocation.id}: done, student acc {result.get('acc_mean', float('nan')):.1%}"
-                + (f" (teacher {teacher:.1%})" if teacher is not None else "")
-                + f", FLOPs {result.get('flops_total', float('nan')):.3g}")
+            say(f"{student.allocation.id}: done, student acc {percent(result.get('acc_mean'))}"
+                + (f" (teacher {percent(teacher)})" if teacher is not None else "")
+                + f", FLOPs {result.get('flops_total') or float('nan'):.3g}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             student = plan.student_for(trial.config)
