@@ -12,9 +12,7 @@ set -euo pipefail
 if [ $# -lt 3 ]; then sed -n '2,11p' "$0"; exit 2; fi
 out=$1; teacher_steps=$2; student_steps=$3; shift 3
 here=$(cd "$(dirname "$0")" && pwd)
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-data="data.frames=8 data.resolution=32 data.synthetic.size=32 data.synthetic.train=1500 data.synthetic.val=500
-      data.workers=0 data.decoded_cache_mb=1000"
+. "$here/calibration_data.sh"
 readouts="probe.kind=ridge probe.pooling=flat probe.also_ridge=[mean,mean_std]"
 mkdir -p "$out"
 start=$SECONDS

@@ -18,9 +18,10 @@ from trainers import stages
 from trainers.train import train_teacher
 
 MUTANT = os.environ.get("SALT_BUDGET_LEARNING_MUTANT", "")
-# Task-average points above random init. Measured (docs/calibration.md): the real run clears it by a wide
-# margin, each mutant stays within the val split's noise of zero.
-MARGIN = 0.08
+# Task-average gain over random init, halfway between the real run and the best mutant. Measured 2026-12-01
+# (docs/calibration.md, "The learning test"): the real run +9.2 points; broken loss +3.0, frozen encoder +0.0,
+# shuffled targets +1.0.
+MARGIN = 0.06
 
 
 def _mutate(monkeypatch: pytest.MonkeyPatch) -> None:

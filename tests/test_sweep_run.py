@@ -175,10 +175,15 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
     assert students.groupby("allocation_id").step.apply(list).to_dict() == {
         "N24_T4-nano_S20-nano_seed0": [5, 10, 15, 20], "N24_T8-nano_S16-nano_seed0": [4, 8, 12, 16],
         "N24_T12-nano_S12-nano_seed0": [3, 6, 9, 12]}
-    for column in ("acc_appearance", "acc_motion", "train_acc_motion", "rankme", "loss_final", "loss_smoothed",
+    for column in ("train_acc_appearance", "train_acc_motion", "rankme", "loss_final", "loss_smoothed",
                    "context_ratio", "train_wall_s", "flops_total"):
         assert table[column].notna().all(), column
-    assert table[["acc_appearance", "acc_motion"]].stack().between(0, 1).all()
+    # A head that never fitted its train split (2 epochs on 24 clips often do not) has no accuracy, only its
+    # train accuracy; a converged one has both.
+    for task in ("appearance", "motion"):
+        converged = table[f"converged_{task}"].astype(bool)
+        assert table.loc[converged, f"acc_{task}"].between(0, 1).all()
+        assert table.loc[~converged, f"acc_{task}"].isna().all()
     assert (students.budget == 24).all() and (students.teacher_steps + students.student_steps == 24).all()
     assert (table.flops_total == table.flops_teacher + table.flops_student).all()
     # The ladder: one 12-step trunk, branches of 1 and 2 cool-down steps; 15 teacher steps, not 4 + 8 + 12.
