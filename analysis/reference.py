@@ -2,7 +2,7 @@
 
 Constants quoted from the paper, not results of this project: "Rethinking JEPA: Compute-Efficient
 Video Self-Supervised Learning with Frozen Teachers" (arXiv 2509.24317, ICLR 2026), as gathered in
-shared/REFERENCE.md section 8. ViT-L teacher and student, fast probe protocol, accuracies in %.
+docs/paper.md section 8. ViT-L teacher and student, fast probe protocol, accuracies in %.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pandas as pd
 
 CITATION = "SALT (Rethinking JEPA, arXiv 2509.24317), ViT-L, fast probe protocol"
 
-# The embedded data set's tasks stand in for the paper's benchmarks (DESIGN.md: appearance is like
-# K400, motion like SSv2); the task average sits beside the paper's average over four benchmarks.
+# The embedded data set's tasks stand in for the paper's benchmarks (README, "The embedded synthetic set":
+# appearance is like K400, motion like SSv2); the task average sits beside the paper's average over four benchmarks.
 BENCHMARK_OF_TASK = {"appearance": "K400", "motion": "SSv2", "mean": "avg of 4"}
 
 # Table 16: (budget, teacher steps, student steps, total FLOPs, K400, SSv2, avg of 4), SALT rows.

@@ -1,4 +1,4 @@
-"""The study's findings: the paper's ablations (REFERENCE.md section 8) read from a study folder
+"""The study's findings: the paper's ablations (docs/paper.md section 8) read from a study folder
 (salt-budget study): the allocation grid over seeds, teacher sizes, teacher masks, students against
 their teachers, the loss-accuracy regression, and the random-init floor and chance beside them.
 

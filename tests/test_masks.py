@@ -66,7 +66,7 @@ def test_multiblock_ratios_match_vjepa_at_batch_16():
         f"context after cut short {mean['mask0_context_ratio']:.3f} long {mean['mask1_context_ratio']:.3f}; "
         f"target after cut short {mean['mask0_target_ratio']:.3f} long {mean['mask1_target_ratio']:.3f}"
     )
-    # REFERENCE section 3: raw masked about 0.63 / 0.81, kept context about 0.25 / 0.07 at batch 16.
+    # docs/paper.md section 3: raw masked about 0.63 / 0.81, kept context about 0.25 / 0.07 at batch 16.
     assert mean["mask0_raw_target_ratio"] == pytest.approx(0.63, abs=0.02)
     assert mean["mask1_raw_target_ratio"] == pytest.approx(0.81, abs=0.02)
     assert mean["mask0_context_ratio"] == pytest.approx(0.25, abs=0.04)

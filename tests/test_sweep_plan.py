@@ -70,7 +70,7 @@ def test_predicted_flops_follow_reference_section_7(tmp_path):
     experiment = load_experiment(None, run_a)
     cfg = teacher_config(experiment, "tiny", 300, "cosine", 0.2)
     context, target = mask_tokens(cfg.masks, (8, 8, 8), cfg.optim.batch_size)
-    # V-JEPA's masks at batch 16 (REFERENCE.md section 3): most of the clip is predicted, little is context.
+    # V-JEPA's masks at batch 16 (docs/paper.md section 3): most of the clip is predicted, little is context.
     assert 0.2 * 512 < context < 0.45 * 512 and 1.0 * 512 < target < 1.5 * 512
     assert teacher_flops_per_clip(cfg, experiment.data) * 16 * 300 == pytest.approx(6.777e12, rel=0.01)
     assert student_flops_per_clip(experiment.student, cfg, experiment.data) * 16 * 1200 == pytest.approx(

@@ -57,7 +57,7 @@ class BenchResult:
     reference_step_s: float  # median of the bare reference step, timed before and after the loop
     loop_over_reference: float
     clips_per_s: float  # the loop's, data waits included
-    flops_per_step: float  # REFERENCE.md section 7 (6ND trained, 2ND frozen), measured token counts
+    flops_per_step: float  # docs/paper.md section 7 (6ND trained, 2ND frozen), measured token counts
     achieved_tflops: float  # flops_per_step / loop_step_s
     matmul_tflops: float  # measured on this device in this run
     peak_tflops: float | None  # data sheet, bf16 dense; None when unknown (a CPU)

@@ -1,4 +1,4 @@
-"""Compute accounting: the paper's 6ND / 2ND rule (REFERENCE.md section 7) and exact matmul counts."""
+"""Compute accounting: the paper's 6ND / 2ND rule (docs/paper.md section 7) and exact matmul counts."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 attentive probe.
 
 Defaults are the tiny CPU experiment; experiments/*.yaml set paper scale. Paper values
-(REFERENCE.md section 6) are named where the tiny default departs from them.
+(docs/paper.md section 6) are named where the tiny default departs from them.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class StudentConfig:
 
 @dataclass
 class VJEPA2Config:
-    """The V-JEPA 2 baseline (REFERENCE.md section 10): the student's encoder, predictor, masks and L1 loss,
+    """The V-JEPA 2 baseline (docs/paper.md section 10): the student's encoder, predictor, masks and L1 loss,
     against layer_norm of an EMA copy of its own encoder instead of a frozen teacher."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -164,7 +164,7 @@ class VJEPA2Config:
 
 @dataclass
 class ProbeConfig:
-    """Frozen-backbone attentive probe (REFERENCE.md section 9) on cached features."""
+    """Frozen-backbone attentive probe (docs/paper.md section 9) on cached features."""
 
     depth: int = 1  # paper: 4 (3 self-attention blocks + the cross-attention block); 1 keeps CPU probes fast
     heads: int | None = None

@@ -1,6 +1,6 @@
 """The two SALT stages as losses over a batch of normalised clips and its masks.
 
-Stage 1, V-Pixel (REFERENCE.md section 4): the encoder sees the context tokens, the decoder
+Stage 1, V-Pixel (docs/paper.md section 4): the encoder sees the context tokens, the decoder
 reconstructs the per-token, per-channel normalised pixels of the masked tokens (MSE).
 Stage 2, SALT (section 5): a frozen teacher encodes the whole clip once; the student sees the
 context, the predictor predicts layer_norm(teacher output) at the target tokens (L1).

@@ -1,4 +1,4 @@
-"""The V-JEPA 2 baseline (REFERENCE.md section 10) as a third stage of the one training loop.
+"""The V-JEPA 2 baseline (docs/paper.md section 10) as a third stage of the one training loop.
 
 The online encoder sees each mask's context and the predictor predicts, at the target tokens,
 layer_norm of the EMA encoder's output on the whole clip (L1, one pass per mask, mean over masks):

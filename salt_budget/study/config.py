@@ -1,4 +1,4 @@
-"""The study file: the paper's ablations (REFERENCE.md section 8) as sweeps of one experiment.
+"""The study file: the paper's ablations (docs/paper.md section 8) as sweeps of one experiment.
 
 Each ablation is one sweep request; its `variants` are experiment overrides (the teacher's masks,
 say), each trained as its own sweep. Every variant without overrides shares one sweep folder, so an

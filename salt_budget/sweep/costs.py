@@ -1,4 +1,4 @@
-"""Predicted cost of an allocation before anything trains: FLOPs (REFERENCE.md section 7) from the
+"""Predicted cost of an allocation before anything trains: FLOPs (docs/paper.md section 7) from the
 architecture and the mask generator's expected token counts, and time where a throughput was measured."""
 
 from __future__ import annotations

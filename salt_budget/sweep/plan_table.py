@@ -108,7 +108,7 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         f"{len(plan.allocations)} allocations over budgets {', '.join(map(str, dict.fromkeys(options.total_steps)))}; "
         f"teacher schedule: {schedule}; search: {search}; student probed at {options.probe_points} checkpoints",
         shown[columns].to_string(index=False),
-        f"FLOPs: REFERENCE.md section 7 with the mask generator's expected token counts; rel = total / the "
+        f"FLOPs: docs/paper.md section 7 with the mask generator's expected token counts; rel = total / the "
         f"cheapest allocation's. Teacher steps: {trained} trained by the sweep for {len(plan.teachers)} teachers "
         f"({distinct} if each were its own run; {summed} summed over allocations).",
         timing,
