@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from analysis.allocation import CURVE, curve_value
 from analysis.findings import LOSS, TEACHER_METRICS, Findings
+from analysis.markdown import budget_name
 from analysis.pareto import front_steps
 from analysis.tables import COLLAPSE_COLUMNS, CONFIG_COLUMNS, MEAN_TASK, Metric, baseline_name
 
@@ -127,7 +128,7 @@ def pareto_figure(findings: Findings, metrics: list[Metric], sizes: list[str], c
 
 def _curve_name(key: tuple) -> str:
     budget, teacher, student = key
-    return f"N={budget}, {teacher} → {student}"
+    return f"budget {budget_name(budget)}, {teacher} → {student}"
 
 
 def allocation_figure(findings: Findings, metrics: list[Metric], chance: dict[str, float]) -> Figure:

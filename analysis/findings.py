@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.allocation import allocation_findings, allocation_points
 from analysis.baselines import baseline_comparison
 from analysis.pairs import student_teacher_pairs, teacher_label
+from analysis.markdown import budget_name
 from analysis.pareto import pareto_mask
 from analysis.regression import fit_line, grouped_fits
 from analysis.tables import (
@@ -113,7 +114,8 @@ def _teacher_side(pairs: pd.DataFrame, metrics: list[Metric]) -> tuple[pd.DataFr
     parts = [pairs.assign(teacher_metric=label, x=pairs[column].astype(float))
              for column, label in TEACHER_METRICS.items()]
     points = _concat(parts).drop(columns=list(TEACHER_METRICS))
-    points["group"] = "budget " + points["budget"].astype("Int64").astype(str)
+    points["group"] = pd.Series([f"budget {budget_name(v)}" for v in points["budget"]], index=points.index,
+                                dtype=object)
     fits = [grouped_fits(points[(points["task"] == m.name) & (points["teacher_metric"] == label)], "x",
                          "student_accuracy", by="group").assign(task=m.name, teacher_metric=label)
             for label in TEACHER_METRICS.values() for m in metrics]

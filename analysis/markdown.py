@@ -36,6 +36,23 @@ def steps(value: object) -> str:
     return f"{count // 1000}k" if count >= 1000 and count % 1000 == 0 else str(count)
 
 
+FLOPS_BUDGET_MIN = 1e9  # no sweep trains a billion steps, and no allocation costs under a billion FLOPs
+
+
+def budget_name(value: object) -> str:
+    """A budget as the tables print it: steps (24, 240k) or FLOPs (1.49e+21 FLOPs), told apart by size."""
+    if missing(value):
+        return NA
+    number = float(value)  # type: ignore[arg-type]
+    return f"{number:.3g} FLOPs" if number >= FLOPS_BUDGET_MIN else steps(number)
+
+
+def budget_id(value: object) -> str:
+    """The budget's part of an allocation id: N240000 or F1.49e21."""
+    number = float(value)  # type: ignore[arg-type]
+    return f"F{number:.3g}".replace("e+", "e") if number >= FLOPS_BUDGET_MIN else f"N{int(number)}"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")

@@ -9,7 +9,7 @@ import pandas as pd
 from analysis import reference
 from analysis.allocation import FIT_SHARES, allocation_findings, rank_allocations
 from analysis.findings import LOSS, Findings
-from analysis.markdown import NA, missing, num, pct, share, steps, table
+from analysis.markdown import NA, budget_id, budget_name, missing, num, pct, share, steps, table
 from analysis.tables import COLLAPSE_STD, MEAN_TASK, Metric, Results, baseline_label, baseline_name, equals, is_baseline
 
 
@@ -23,6 +23,13 @@ def _values(frame: pd.DataFrame, column: str) -> str:
     return ", ".join(str(v) for v in values) if values else NA
 
 
+def _budget_kind(rows: pd.DataFrame) -> str:
+    kinds = set(rows["budget_kind"].dropna()) if "budget_kind" in rows else set()
+    if kinds == {"flops"}:
+        return "in FLOPs: each allocation's T and S split the budget by the FLOPs model"
+    return "total steps T + S" if kinds <= {"steps"} else "steps and FLOPs, in different sweeps"
+
+
 def _overview(results: Results, metrics: list[Metric], sizes: list[str]) -> list[str]:
     rows, failed = results.rows, results.failed
     runs = ", ".join(f"`{run}`" for run in results.runs) or "a results table"
@@ -31,7 +38,8 @@ def _overview(results: Results, metrics: list[Metric], sizes: list[str]) -> list
         f"- Runs: {runs}; sweeps: {_values(rows, 'sweep')}.",
         f"- Rows: {len(rows)} ({len(rows) - len(failed)} finished, {len(failed)} failed); roles: "
         f"{_values(rows, 'role')}; tasks analysed: {', '.join(m.label for m in metrics)}.",
-        f"- Budgets (total steps): {_values(rows, 'budget')}; teacher sizes, small to large by FLOPs per step: "
+        f"- Budgets ({_budget_kind(rows)}): "
+        f"{', '.join(budget_name(v) for v in sorted(rows['budget'].dropna().unique())) or NA}; teacher sizes, small to large by FLOPs per step: "
         f"{', '.join(sizes) or NA}; student sizes: {_values(rows, 'student_size')}; seeds: {_values(rows, 'seed')}.",
         "- Accuracies are the attentive probe's top-1 on the validation split in %, gaps in percentage points; "
         "\"final\" is each unit's last checkpoint.",
@@ -59,7 +67,7 @@ def _glance(results: Results, findings: Findings, metrics: list[Metric]) -> list
                      f"{pct(r['gap_second'])} points above the runner-up")
         heaviest = ("it is the most teacher-heavy allocation" if r["heaviest_share"] == r["best_share"] else
                     f"{pct(r['gap_heaviest'])} above the most teacher-heavy (share {share(r['heaviest_share'])})")
-        lines.append(f"- Budget {budget}: best is a {r['best_teacher_size']} teacher for {r['best_teacher_steps']} "
+        lines.append(f"- Budget {budget_name(budget)}: best is a {r['best_teacher_size']} teacher for {r['best_teacher_steps']} "
                      f"steps "
                      f"(share {share(r['best_share'])}), {pct(r['best_accuracy'])}%, {runner_up}, {heaviest}.")
     if points.empty:
@@ -94,7 +102,7 @@ def _collapsed(value: object) -> bool:
 
 def _versus(r: pd.Series, label: str = "") -> str:
     """SALT's best allocation against a baseline at the same budget, in accuracy and in FLOPs."""
-    budget = f"Budget {r['budget']}" + (f" ({label})" if label else "")
+    budget = f"Budget {budget_name(r['budget'])}" + (f" ({label})" if label else "")
     base = f"{r['baseline']}'s {pct(r['accuracy'])}% at {r['flops_total']:.3g} FLOPs" + (
         " (collapsed)" if _collapsed(r.get("collapsed")) else "")
     if missing(r["salt_accuracy"]):
@@ -139,10 +147,10 @@ def _front(findings: Findings, metrics: list[Metric]) -> list[str]:
 
 def _encoder(row) -> str:
     if row.role == "student":
-        return f"N{row.budget} T{row.teacher_steps} {row.teacher_size} + S{row.student_steps} {row.student_size}"
+        return f"{budget_id(row.budget)} T{row.teacher_steps} {row.teacher_size} + S{row.student_steps} {row.student_size}"
     if row.role == "teacher":
         return f"teacher {row.teacher_size} T{row.teacher_steps} alone"
-    return f"{baseline_name(row.role)} N{row.budget} {row.student_size}"
+    return f"{baseline_name(row.role)} {budget_id(row.budget)} {row.student_size}"
 
 
 def _optimum(row: pd.Series) -> str:
@@ -152,7 +160,7 @@ def _optimum(row: pd.Series) -> str:
     return f"{share(row['optimum_share'])} ({pct(row['optimum_accuracy'])}), {where} the tested range"
 
 
-def _ranking_rows(fits: pd.DataFrame, labels: dict[str, str], step_format=str) -> list[list[object]]:
+def _ranking_rows(fits: pd.DataFrame, labels: dict[str, str], step_format=budget_name) -> list[list[object]]:
     rows = []
     for _, r in fits.iterrows():
         ties = r["tied_shares"].split()
@@ -188,7 +196,7 @@ def _allocation(findings: Findings, metrics: list[Metric]) -> list[str]:
     lines.append(f"- The most teacher-heavy allocation is the best (or tied best) in {_heaviest_best(mine)} of "
                  f"{len(mine)} curves ({head.label}).")
     lines.append(f"- Best teacher share per budget ({head.label}): " + "; ".join(
-        f"N={r['budget']} {r['teacher_size']}: {share(r['best_share'])}" for _, r in mine.iterrows()) + ".")
+        f"{budget_name(r['budget'])} {r['teacher_size']}: {share(r['best_share'])}" for _, r in mine.iterrows()) + ".")
     return lines + _paper_allocation(metrics)
 
 

@@ -109,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flops(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of FLOPs (e.g. 1.2e21)") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: a FLOPs budget must be > 0")
+    return value
+
+
 def _fraction(text: str) -> Fraction:
     try:
         return Fraction(text)
@@ -143,13 +153,20 @@ def _add_ray_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-failures", type=int, default=1,
                         help="retries of a failed trial, teacher or baseline task, each from its last checkpoint "
                              "(default 1)")
+    parser.add_argument("--workers-per-trial", type=int, default=1, metavar="W",
+                        help="train every trial, teacher ladder and baseline on W data-parallel Ray Train workers "
+                             "(default 1: one process per unit)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray Train worker (default 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=None,
+                        help="GPUs per Ray Train worker (default 1 where the cluster has GPUs, else 0)")
 
 
 def _resources(args: argparse.Namespace):
     from salt_budget.sweep.runner import Resources
 
     return Resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                     max_failures=args.max_failures)
+                     max_failures=args.max_failures, workers_per_trial=args.workers_per_trial,
+                     cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
 
 
 def _add_sweep_parser(commands) -> None:
@@ -161,8 +178,12 @@ def _add_sweep_parser(commands) -> None:
         "Default teacher shares: 1/12, 1/6, 1/3, 1/2.",
     )
     several = dict(nargs="+", action=_ValuesThenOverrides)
-    sweep.add_argument("--total-steps", convert=int, required=True, metavar="N", **several,
-                       help="step budget(s) T + S; several share their teachers")
+    budgets = sweep.add_mutually_exclusive_group(required=True)
+    budgets.add_argument("--total-steps", convert=int, default=(), metavar="N", **several,
+                         help="step budget(s) T + S; several share their teachers")
+    budgets.add_argument("--total-flops", convert=_flops, default=(), metavar="F", **several,
+                         help="FLOPs budget(s), e.g. 1.2e21: each teacher share of F becomes T steps of that teacher "
+                              "and the rest S student steps, so teachers of different sizes get equal compute")
     sweep.add_argument("--experiment", default=None, help="experiment YAML (default: the embedded tiny experiment)")
     sweep.add_argument("--teacher-sizes", default=(), metavar="PRESET", **several,
                        help="teacher encoder presets (default: the experiment's teacher.encoder.preset)")
@@ -375,7 +396,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from salt_budget.sweep.plan_table import format_plan, plan_frame
 
     options = SweepOptions(
-        total_steps=args.total_steps, name=args.name, teacher_sizes=args.teacher_sizes,
+        total_steps=args.total_steps, total_flops=args.total_flops, name=args.name, teacher_sizes=args.teacher_sizes,
         teacher_steps=args.teacher_steps, teacher_fractions=args.teacher_fractions,
         student_size=args.student_size, seeds=args.seeds, search=args.search, trials=args.trials,
         teacher_schedule=args.teacher_schedule, cooldown_fraction=args.cooldown_fraction,
@@ -383,7 +404,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     overrides = [*getattr(args, "late_overrides", []), *args.overrides]
     plan = build_plan(load_experiment(args.experiment, overrides), options)
-    print(format_plan(plan, plan_frame(plan)), flush=True)
+    print(format_plan(plan, plan_frame(plan, args.workers_per_trial)), flush=True)
     if args.dry_run:
         print("dry run: nothing trained, nothing written")
         return 0
@@ -424,7 +445,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     plan = plan_study(study, study_sweeps(study, Path(args.study_file)))
     flops = {}  # by (folder, allocation): an allocation two ablations share is trained, and counted, once
     for sweep, sweep_plan in zip(plan.sweeps, plan.plans):
-        frame = plan_frame(sweep_plan)
+        frame = plan_frame(sweep_plan, args.workers_per_trial)
         flops.update({(sweep.folder, a): float(f) for a, f in zip(frame["allocation_id"], frame["flops_total"])})
         print(f"== ablation {sweep.ablation}, variant {sweep.variant}"
               + (f" ({' '.join(sweep.overrides)})" if sweep.overrides else ""))

@@ -78,7 +78,7 @@ def test_several_runs_make_one_report(tmp_path):
     second = write_run(tmp_path / "n240", frame[teachers | (frame["budget"] == 240)])  # the same teachers again
     written = write_report([first, second], out=tmp_path / "both", task="motion", formats={"md"})
     summary = (tmp_path / "both" / "summary.md").read_text()
-    assert "Budgets (total steps): 120, 240" in summary
+    assert "Budgets (total steps T + S): 120, 240" in summary
     assert "6 rows appear in more than one run (same unit and checkpoint) and are counted once" in summary
     assert set(pd.read_csv(written.out / "tables" / "pareto.csv")["task"]) == {"motion"}
     assert not (tmp_path / "both" / "report.html").exists()

@@ -92,7 +92,7 @@ def test_predicted_flops_count_the_tokens_of_a_micro_batch():
 def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batch):
     import json
 
-    from salt_budget.sweep.costs import measured_rates, predicted_seconds
+    from salt_budget.sweep.costs import ASSUMED_EFFICIENCY, measured_rates, predicted_seconds
     from tests.test_sweep_run import MICRO
     from trainers.train import train_teacher
 
@@ -102,11 +102,15 @@ def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batch)
     last = json.loads((tmp_path / "runs" / "exp" / "teacher" / "metrics.jsonl").read_text().splitlines()[-1])
     rates = measured_rates(tmp_path / "runs")
     # Keyed by the batch on the device: 4 clips, or 2 per micro-batch.
-    assert rates == {("teacher", "nano", 4, 32, micro_batch or 4): pytest.approx(last["flops"] / last["wall_s"])}
-    assert predicted_seconds(rates, "teacher", experiment.teacher, experiment.data, 2 * last["flops"]) == (
-        pytest.approx(2 * last["wall_s"]))
+    # Keyed by the batch on the device (4 clips, or 2 per micro-batch) and the data-parallel processes (1).
+    assert rates == {("teacher", "nano", 4, 32, micro_batch or 4, 1): pytest.approx(last["flops"] / last["wall_s"])}
+    seconds, assumed = predicted_seconds(rates, "teacher", experiment.teacher, experiment.data, 2 * last["flops"])
+    assert seconds == pytest.approx(2 * last["wall_s"]) and not assumed
+    # Two workers, never measured: twice the rate at the assumed efficiency, and said to be assumed.
+    seconds, assumed = predicted_seconds(rates, "teacher", experiment.teacher, experiment.data, 2 * last["flops"], 2)
+    assert seconds == pytest.approx(last["wall_s"] / ASSUMED_EFFICIENCY) and assumed
     other = load_experiment(None, [*MICRO, "teacher.encoder.preset=nano", "teacher.optim.batch_size=8"]).teacher
-    assert predicted_seconds(rates, "teacher", other, experiment.data, last["flops"]) is None
+    assert predicted_seconds(rates, "teacher", other, experiment.data, last["flops"]) == (None, False)
 
 
 def test_ladder_trains_the_longest_teacher_plus_the_shorter_ones_cool_downs(experiment):
@@ -223,3 +227,56 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--total-steps", "100", "--teacher-fractions", "1/0"])
     assert "is not a fraction" in capsys.readouterr().err
+
+
+# -- budgets in FLOPs ---------------------------------------------------------------------------------
+
+def test_a_flops_budget_gives_teachers_of_every_size_the_same_compute(experiment):
+    plan = plan_of(experiment, total_flops=(4e15,), teacher_sizes=("micro", "tiny"),
+                   teacher_fractions=(Fraction(1, 6), Fraction(1, 3)), student_size="tiny")
+    frame = plan_frame(plan).set_index("allocation_id")
+    assert len(frame) == 4 and (frame["budget_kind"] == "flops").all() and (frame["budget"] == 4e15).all()
+    # Each allocation spends the budget to within one student step, whatever its teacher's size.
+    student_step = max(frame["flops_student"] / frame["student_steps"])
+    assert (abs(frame["flops_total"] - 4e15) <= student_step).all()
+    by_share = frame.groupby(frame["teacher_share"].round(2))
+    assert sorted(by_share.groups) == [0.17, 0.33]
+    for _, group in by_share:
+        assert group["teacher_size"].tolist() == ["micro", "tiny"]
+        # A smaller teacher trains more steps for the same FLOPs, and its student more (a cheaper forward).
+        assert group["teacher_steps"].iloc[0] > group["teacher_steps"].iloc[1]
+        assert group["student_steps"].iloc[0] > group["student_steps"].iloc[1]
+        assert group["flops_teacher"].iloc[0] == pytest.approx(group["flops_teacher"].iloc[1], rel=1e-3)
+    assert all(a.id.startswith("F4e15_T") for a in plan.allocations)
+    text = format_plan(plan, plan_frame(plan))
+    assert "budgets 4e+15 FLOPs (each split between teacher and student by the FLOPs model" in text
+
+
+def test_flops_budgets_refuse_what_cannot_run(experiment):
+    with pytest.raises(PlanError, match="one of the two"):
+        plan_of(experiment, total_steps=(240,), total_flops=(1e15,))
+    with pytest.raises(PlanError, match="leaving no student step"):
+        plan_of(experiment, total_flops=(1e12,), teacher_steps=(100,))
+    with pytest.raises(SystemExit):
+        main(["sweep", "--total-flops", "many", "--dry-run"])
+
+
+def test_the_dry_run_prices_workers_from_a_measured_rate_or_says_the_efficiency_it_assumes(experiment):
+    from salt_budget.sweep.costs import ASSUMED_EFFICIENCY
+
+    plan = plan_of(experiment, total_steps=(240,), teacher_steps=(40,))
+    rates = {key: 1e9 for key in [("teacher", "tiny", 16, 64, 16, 1), ("student", "tiny", 16, 64, 16, 1)]}
+    import salt_budget.sweep.plan_table as plan_table
+
+    original = plan_table.measured_rates
+    plan_table.measured_rates = lambda folder: rates
+    try:
+        one, four = plan_frame(plan, 1), plan_frame(plan, 4)
+        assert four["predicted_s"].iloc[0] == pytest.approx(one["predicted_s"].iloc[0] / (4 * ASSUMED_EFFICIENCY))
+        assert "taken at 90% parallel efficiency" in format_plan(plan, four)
+        rates.update({("teacher", "tiny", 16, 64, 16, 4): 2e9, ("student", "tiny", 16, 64, 16, 4): 2e9})
+        measured = plan_frame(plan, 4)
+        assert measured["predicted_s"].iloc[0] == pytest.approx(one["predicted_s"].iloc[0] / 2)
+        assert "parallel efficiency" not in format_plan(plan, measured)
+    finally:
+        plan_table.measured_rates = original

@@ -23,7 +23,7 @@ from trainers.config import save_config, to_dict
 
 from salt_budget.study.config import StudyConfig, StudySweep
 from salt_budget.sweep.plan import Plan, PlanError, build_plan
-from salt_budget.sweep.runner import Resources, run_sweep
+from salt_budget.sweep.runner import Resources, check_address, run_sweep
 
 
 def say(message: str) -> None:
@@ -63,6 +63,9 @@ def manifest(plan: StudyPlan) -> dict:
 
 def _prepare(plan: StudyPlan, resume: bool) -> None:
     saved = plan.study_dir / "study.yaml"
+    if resume and not saved.is_file():
+        raise PlanError(f"--resume: {plan.study_dir} holds no study to continue (it has no study.yaml); check the "
+                        f"study's name and runs_dir, or drop --resume to start it")
     if saved.is_file():
         if yaml.safe_load(saved.read_text()) != to_dict(plan.study):
             raise PlanError(f"{plan.study_dir} holds another study (its study.yaml differs from this one); give this "
@@ -105,6 +108,8 @@ def probe_random_floor(plan: StudyPlan) -> None:
 def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = None,
               resources: Resources = Resources()) -> int:
     """The random-init floor, then every sweep of the study in order; 0 when every sweep finished, else 1."""
+    if address:
+        check_address(address)  # before the floor's probes: an unreachable cluster fails in seconds
     _prepare(plan, resume)
     started = time.perf_counter()
     if plan.study.random_init_probe:
@@ -114,7 +119,9 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
         say(f"sweep {number}/{len(plan.plans)}: ablation {sweep.ablation}, variant {sweep.variant} "
             f"({len(sweep_plan.allocations)} allocations) -> {sweep_plan.sweep_dir}")
         sweep_started = time.perf_counter()
-        code = run_sweep(sweep_plan, resume=resume, address=address, resources=resources)
+        # A resumed study continues the sweeps it started and starts the others.
+        started_before = (sweep_plan.sweep_dir / "config.yaml").is_file()
+        code = run_sweep(sweep_plan, resume=resume and started_before, address=address, resources=resources)
         codes.append(code)
         _log(plan, {"ablation": sweep.ablation, "variant": sweep.variant, "folder": sweep.folder, "exit_code": code,
                     "wall_s": round(time.perf_counter() - sweep_started, 1)})

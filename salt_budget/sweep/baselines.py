@@ -7,7 +7,7 @@ from the run's last checkpoint and probes only the checkpoints that have no row 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainers.locks import file_lock
 from salt_budget.sweep.plan import Plan
@@ -17,37 +17,65 @@ from salt_budget.sweep.rows import baseline_row, failed_row
 from salt_budget.sweep.summary import SweepTimes, percent, say
 from salt_budget.sweep.trial import probe_result
 from salt_budget.sweep.units import BaselineUnit
+from salt_budget.sweep.workers import Workers, record_process, run_on_workers
+
+if TYPE_CHECKING:
+    from salt_budget.sweep.runner import UnitResources
+
+
+def _train(unit: BaselineUnit, plan: Plan) -> float:
+    from trainers.train import train_vjepa2
+
+    if unit.final_checkpoint.is_file():
+        return 0.0
+    record_process(unit.run_dir)
+    started = time.perf_counter()
+    train_vjepa2(unit.cfg, plan.experiment.data, unit.run_dir, seed=unit.seed, progress=False)
+    return time.perf_counter() - started
+
+
+def _probe(unit: BaselineUnit, plan: Plan) -> float:
+    """Probe the checkpoints that have no row yet; the seconds spent."""
+    spent = 0.0
+    done = ok_steps(read_results(plan.sweep_dir), unit.key)
+    for step in unit.checkpoint_steps:
+        if step in done:
+            continue
+        started = time.perf_counter()
+        result = probe_result(unit.run_dir / "checkpoints" / f"step_{step:08d}.pt", plan, unit.seed)
+        seconds = time.perf_counter() - started
+        spent += seconds
+        append_rows(plan.sweep_dir, [baseline_row(unit, step, result, sweep=plan.name,
+                                                  config_hash=plan.config_hash, probe_s=seconds)])
+    return spent
 
 
 def train_and_probe_baseline(unit: BaselineUnit, plan: Plan) -> dict[str, Any]:
     """Train what is missing of one baseline run and probe its checkpoints (a Ray task, or a plain call);
     returns the seconds spent training and probing."""
-    from trainers.train import train_vjepa2
-
-    spent = {"train_s": 0.0, "probe_s": 0.0}
     with file_lock(unit.run_dir / ".lock"):
-        if not unit.final_checkpoint.is_file():
-            started = time.perf_counter()
-            train_vjepa2(unit.cfg, plan.experiment.data, unit.run_dir, seed=unit.seed, progress=False)
-            spent["train_s"] = time.perf_counter() - started
-        done = ok_steps(read_results(plan.sweep_dir), unit.key)
-        for step in unit.checkpoint_steps:
-            if step in done:
-                continue
-            started = time.perf_counter()
-            result = probe_result(unit.run_dir / "checkpoints" / f"step_{step:08d}.pt", plan, unit.seed)
-            seconds = time.perf_counter() - started
-            spent["probe_s"] += seconds
-            append_rows(plan.sweep_dir, [baseline_row(unit, step, result, sweep=plan.name,
-                                                      config_hash=plan.config_hash, probe_s=seconds)])
-    return spent
+        train_s = _train(unit, plan)
+        return {"train_s": train_s, "probe_s": _probe(unit, plan)}
+
+
+def baseline_on_rank(unit: BaselineUnit, plan: Plan, rank: int) -> dict[str, Any]:
+    """One Ray Train worker of a baseline run: every rank trains, rank 0 then probes and writes the rows."""
+    train_s = _train(unit, plan)
+    return {"train_s": train_s, "probe_s": _probe(unit, plan) if rank == 0 else 0.0}
+
+
+def baseline_on_workers(unit: BaselineUnit, plan: Plan, workers: Workers, max_failures: int) -> dict[str, Any]:
+    """A Ray task that runs one baseline on `workers` (Ray Train) and waits."""
+    with file_lock(unit.run_dir / ".lock"):
+        return run_on_workers(baseline_on_rank, unit, plan, run_dir=unit.run_dir, name=f"baseline-{unit.key[:12]}",
+                              workers=workers, max_failures=max_failures)
 
 
 def _finished(plan: Plan, unit: BaselineUnit) -> bool:
     return set(unit.checkpoint_steps) <= ok_steps(read_results(plan.sweep_dir), unit.key)
 
 
-def train_baselines(plan: Plan, cpus: float, gpus: float, max_failures: int, times: SweepTimes) -> None:
+def train_baselines(plan: Plan, resources: UnitResources, times: SweepTimes) -> None:
     """One Ray task per baseline run not finished yet; one that fails for good gets a failed row."""
     todo = [unit for unit in plan.baselines.values() if not _finished(plan, unit)]
     if len(todo) < len(plan.baselines):
@@ -56,8 +84,11 @@ def train_baselines(plan: Plan, cpus: float, gpus: float, max_failures: int, tim
         return
     started = time.perf_counter()
     say(f"training {len(todo)} baseline run(s) as Ray tasks")
-    for unit, spent, reason in run_as_tasks(train_and_probe_baseline, todo, plan, cpus=cpus, gpus=gpus,
-                                            retries=max_failures):
+    function, args = train_and_probe_baseline, ()
+    if resources.workers.distributed:
+        function, args = baseline_on_workers, (resources.workers, resources.max_failures)
+    for unit, spent, reason in run_as_tasks(function, todo, plan, cpus=resources.cpus, gpus=resources.gpus,
+                                            retries=resources.max_failures, args=args, max_concurrent=resources.slots):
         if reason is not None:
             append_rows(plan.sweep_dir, [failed_row(unit, reason, sweep=plan.name, config_hash=plan.config_hash)])
             say(f"baseline {unit.id}: FAILED ({reason})")

@@ -90,8 +90,23 @@ def stage_flops(per_clip: float, batch_size: int, steps: int) -> float:
     return per_clip * batch_size * steps
 
 
-def _rate_key(kind: str, preset: str, data: dict, batch_size: int) -> tuple:
-    return kind, preset, data.get("frames"), data.get("resolution"), batch_size
+# Where no run with W data-parallel workers measured a rate, W workers are predicted at W x one process's rate
+# times this: one all-reduce of the gradients per step, overlapped with nothing (trainers/distributed.py). An
+# assumption, stated wherever it is used; a finished W-worker run replaces it with its measured rate.
+ASSUMED_EFFICIENCY = 0.9
+
+
+def _rate_key(kind: str, preset: str, data: dict, batch_size: int, world: int = 1) -> tuple:
+    return kind, preset, data.get("frames"), data.get("resolution"), batch_size, world
+
+
+def _world(run_dir: Path) -> int:
+    """How many data-parallel processes trained a run (its processes.jsonl; 1 for a run without one)."""
+    path = run_dir / "processes.jsonl"
+    try:
+        return max([json.loads(line)["world"] for line in path.read_text().splitlines() if line] or [1])
+    except (OSError, ValueError, KeyError):
+        return 1
 
 
 def measured_rates(runs_dir: Path) -> dict[tuple, float]:
@@ -115,12 +130,21 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
         stage = config[kind]
         batch, micro = stage["optim"]["batch_size"], stage.get("run", {}).get("micro_batch")
         on_device = min(batch, micro) if micro else batch
-        key = _rate_key(kind, stage["encoder"]["preset"], config["data"], on_device)
+        key = _rate_key(kind, stage["encoder"]["preset"], config["data"], on_device, _world(config_path.parent))
+        # metrics.jsonl's FLOPs are summed over the processes, its wall time each one's: the run's whole rate.
         rates.setdefault(key, []).append(last["flops"] / last["wall_s"])
     return {key: statistics.median(values) for key, values in rates.items()}
 
 
 def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig | VJEPA2Config,
-                      data: DataConfig, flops: float) -> float | None:
-    rate = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.run.split_batch(cfg.optim.batch_size)[0]))
-    return flops / rate if rate else None
+                      data: DataConfig, flops: float, workers: int = 1) -> tuple[float | None, bool]:
+    """(seconds on `workers` data-parallel processes or None where nothing was measured, whether that rests on
+    ASSUMED_EFFICIENCY rather than a run measured at that worker count)."""
+    on_device = cfg.run.split_batch(cfg.optim.batch_size)[0]
+    key = _rate_key(kind, cfg.encoder.preset, to_dict(data), on_device, workers)
+    if rates.get(key):
+        return flops / rates[key], False
+    single = rates.get(_rate_key(kind, cfg.encoder.preset, to_dict(data), on_device, 1))
+    if not single:
+        return None, False
+    return flops / (single * (1.0 if workers == 1 else workers * ASSUMED_EFFICIENCY)), workers > 1

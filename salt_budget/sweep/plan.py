@@ -16,7 +16,9 @@ from trainers.models.presets import encoder_spec
 from trainers.stage_config import EncoderConfig, OptimConfig
 
 from salt_budget.experiment import ExperimentConfig
-from salt_budget.sweep.costs import token_grid
+from salt_budget.sweep.costs import (
+    student_flops_per_clip, teacher_flops_per_clip, token_grid, vjepa2_flops_per_clip,
+)
 from salt_budget.sweep.units import (
     BASELINES, Allocation, BaselineUnit, Schedule, StudentUnit, TeacherId, TeacherUnit, baseline_unit, student_unit,
     teacher_unit,
@@ -34,7 +36,7 @@ class PlanError(ConfigError):
 class SweepOptions:
     """What the command line asks for, on top of the experiment config."""
 
-    total_steps: tuple[int, ...]
+    total_steps: tuple[int, ...] = ()
     name: str | None = None
     teacher_sizes: tuple[str, ...] = ()  # () -> the experiment's teacher preset
     teacher_steps: tuple[int, ...] = ()
@@ -47,6 +49,11 @@ class SweepOptions:
     cooldown_fraction: float = 0.2
     probe_points: int = 4
     baselines: tuple[str, ...] = ()  # methods of BASELINES, each trained once per budget and seed
+    total_flops: tuple[float, ...] = ()  # budgets in FLOPs instead of steps (one of the two)
+
+    @property
+    def budgets(self) -> tuple[float, ...]:
+        return tuple(dict.fromkeys(self.total_flops or self.total_steps))
 
 
 @dataclass
@@ -116,8 +123,11 @@ def _teacher_steps(budget: int, options: SweepOptions) -> list[int]:
 
 
 def _check_options(options: SweepOptions) -> None:
-    if not options.total_steps:
-        raise PlanError("--total-steps needs at least one budget")
+    if bool(options.total_steps) == bool(options.total_flops):
+        raise PlanError("give the budgets as --total-steps N ... or as --total-flops F ..., one of the two")
+    for flops in options.total_flops:
+        if not flops > 0:
+            raise PlanError(f"--total-flops {flops:g}: a budget needs FLOPs > 0")
     for budget in options.total_steps:
         if budget < 2:
             raise PlanError(f"--total-steps {budget}: a budget needs at least 2 steps (1 teacher + 1 student)")
@@ -133,7 +143,7 @@ def _check_options(options: SweepOptions) -> None:
     if options.search == "optuna":
         if options.trials is None or options.trials < 1:
             raise PlanError("--search optuna needs --trials K >= 1: how many allocations the search may train")
-        if len(set(options.total_steps)) > 1 or len(set(options.seeds)) > 1:
+        if len(options.budgets) > 1 or len(set(options.seeds)) > 1:
             raise PlanError(
                 "--search optuna searches the teacher share of ONE budget and seed (a larger budget always wins); "
                 "run one sweep per budget with the same --name to share the teachers"
@@ -163,13 +173,17 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
                 f"teacher must produce one target per student token; choose sizes with equal patch and tubelet "
                 f"sizes (the CPU presets use patch 8, the ViT presets 16) or set teacher.encoder.patch_size"
             )
-    allocations = [
-        Allocation(budget, size, steps, student_size, budget - steps, seed)
-        for budget in dict.fromkeys(options.total_steps)
-        for size in teacher_sizes
-        for steps in _teacher_steps(budget, options)
-        for seed in seeds
-    ]
+    if options.total_flops:
+        allocations = [allocation for flops in options.budgets for size in teacher_sizes
+                       for allocation in _flops_allocations(experiment, options, flops, size, student_size, seeds)]
+    else:
+        allocations = [
+            Allocation(budget, size, steps, student_size, budget - steps, seed)
+            for budget in options.budgets
+            for size in teacher_sizes
+            for steps in _teacher_steps(budget, options)
+            for seed in seeds
+        ]
     sweep_dir = Path(experiment.runs_dir).expanduser().resolve() / experiment.name
     plan = Plan(experiment, options, sweep_dir, allocations)
     for allocation in allocations:
@@ -181,14 +195,68 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
         student = student_unit(sweep_dir, experiment, allocation, plan.teachers[tid], options.probe_points)
         _validate_optim(student.cfg.optim, f"student of {allocation.student_steps} steps ({allocation.id})", "student")
         plan.students[allocation.id] = student
-    for budget in dict.fromkeys(options.total_steps):
+    for budget in options.budgets:
         for seed in seeds:
             for method in dict.fromkeys(options.baselines):
-                # The student's encoder size, for the whole budget: the same encoder at matched total steps.
-                unit = baseline_unit(sweep_dir, experiment, method, budget, student_size, seed, options.probe_points)
+                # The student's encoder size, for the whole budget: the same encoder at matched total steps or FLOPs.
+                steps, flops = int(budget), None
+                if options.total_flops:
+                    steps, flops = _baseline_steps(experiment, budget, student_size), budget
+                unit = baseline_unit(sweep_dir, experiment, method, steps, student_size, seed, options.probe_points,
+                                     budget_flops=flops)
                 _validate_optim(unit.cfg.optim, f"baseline {unit.id}", method)
                 plan.baselines[unit.id] = unit
     return plan
+
+
+def _step_flops(experiment: ExperimentConfig, teacher_size: str, student_size: str) -> tuple[float, float]:
+    """FLOPs of one teacher step and one student step (against that teacher) at the experiment's batch sizes."""
+    teacher, student = copy.deepcopy(experiment.teacher), copy.deepcopy(experiment.student)
+    teacher.encoder.preset, student.encoder.preset = teacher_size, student_size
+    data = experiment.data
+    return (teacher_flops_per_clip(teacher, data) * teacher.optim.batch_size,
+            student_flops_per_clip(student, teacher, data) * student.optim.batch_size)
+
+
+def _flops_allocations(experiment: ExperimentConfig, options: SweepOptions, flops: float, teacher_size: str,
+                       student_size: str, seeds: list[int]) -> list[Allocation]:
+    """The allocations of a FLOPs budget: each teacher share (a fraction of the FLOPs, or the FLOPs of
+    --teacher-steps T) becomes T teacher steps, and what is left of F becomes S student steps. Teachers of
+    different sizes get different T and S: they are compared at equal compute."""
+    teacher_step, student_step = _step_flops(experiment, teacher_size, student_size)
+    what = f"--total-flops {flops:.3g} with teacher {teacher_size}"
+    if options.teacher_steps:
+        steps_list = sorted(set(options.teacher_steps))
+    else:
+        steps_list = []
+        for fraction in options.teacher_fractions or DEFAULT_FRACTIONS:
+            if not 0 < fraction < 1:
+                raise PlanError(f"--teacher-fractions {float(fraction):g} lies outside (0, 1); a teacher share is "
+                                f"between them")
+            steps_list.append(max(1, round(float(fraction) * flops / teacher_step)))
+        steps_list = sorted(set(steps_list))
+    allocations = []
+    for steps in steps_list:
+        student_steps = round((flops - steps * teacher_step) / student_step)
+        if student_steps < 1:
+            raise PlanError(
+                f"{what}: {steps} teacher steps cost {steps * teacher_step:.3g} FLOPs ({teacher_step:.3g} a step), "
+                f"leaving no student step ({student_step:.3g} FLOPs a step); give a larger budget or a smaller share"
+            )
+        spent_teacher = steps * teacher_step
+        share = spent_teacher / (spent_teacher + student_steps * student_step)
+        allocations += [Allocation(steps + student_steps, teacher_size, steps, student_size, student_steps, seed,
+                                   budget_flops=flops, flops_share=share) for seed in seeds]
+    return allocations
+
+
+def _baseline_steps(experiment: ExperimentConfig, flops: float, size: str) -> int:
+    vjepa2 = copy.deepcopy(experiment.vjepa2)
+    vjepa2.encoder.preset = size
+    steps = round(flops / (vjepa2_flops_per_clip(vjepa2, experiment.data) * vjepa2.optim.batch_size))
+    if steps < 1:
+        raise PlanError(f"--total-flops {flops:.3g} pays for no step of the {size} baseline; give a larger budget")
+    return steps
 
 
 def _validate_optim(optim: OptimConfig, what: str, stage: str) -> None:

@@ -8,16 +8,17 @@ from pathlib import Path
 import pandas as pd
 
 from salt_budget.sweep.costs import (
-    measured_rates, predicted_seconds, stage_flops, student_flops_per_clip, teacher_flops_per_clip,
+    ASSUMED_EFFICIENCY, measured_rates, predicted_seconds, stage_flops, student_flops_per_clip, teacher_flops_per_clip,
     vjepa2_flops_per_clip,
 )
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.teachers import ladders
 
 
-def plan_frame(plan: Plan) -> pd.DataFrame:
+def plan_frame(plan: Plan, workers: int = 1) -> pd.DataFrame:
     """One row per allocation: predicted FLOPs by stage, relative compute and, where earlier runs in
-    the runs folder measured a FLOP rate for the same stage and shapes, predicted training seconds."""
+    the runs folder measured a FLOP rate for the same stage and shapes, predicted training seconds on
+    `workers` data-parallel processes per unit (costs.predicted_seconds)."""
     data = plan.experiment.data
     rates = measured_rates(plan.sweep_dir.parent)
     rows = []
@@ -27,15 +28,17 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
         flops_t = stage_flops(teacher_flops_per_clip(teacher, data), teacher.optim.batch_size, allocation.teacher_steps)
         flops_s = stage_flops(student_flops_per_clip(student.cfg, teacher, data), student.cfg.optim.batch_size,
                               allocation.student_steps)
-        seconds_t = predicted_seconds(rates, "teacher", teacher, data, flops_t)
-        seconds_s = predicted_seconds(rates, "student", student.cfg, data, flops_s)
+        seconds_t, assumed_t = predicted_seconds(rates, "teacher", teacher, data, flops_t, workers)
+        seconds_s, assumed_s = predicted_seconds(rates, "student", student.cfg, data, flops_s, workers)
         rows.append({
-            "allocation_id": allocation.id, "budget": allocation.budget, "teacher_size": allocation.teacher_size,
+            "allocation_id": allocation.id, "budget": allocation.budget_value, "budget_kind": allocation.budget_kind,
+            "steps": allocation.budget, "teacher_size": allocation.teacher_size,
             "teacher_steps": allocation.teacher_steps, "teacher_share": allocation.teacher_share,
             "student_size": allocation.student_size, "student_steps": allocation.student_steps,
             "seed": allocation.seed, "teacher_key": student.teacher.key, "student_key": student.key,
             "flops_teacher": flops_t, "flops_student": flops_s, "flops_total": flops_t + flops_s,
             "predicted_s": seconds_t + seconds_s if seconds_t is not None and seconds_s is not None else None,
+            "workers": workers, "efficiency_assumed": assumed_t or assumed_s,
         })
     frame = pd.DataFrame(rows)
     frame.insert(frame.columns.get_loc("flops_total") + 1, "relative_compute",
@@ -43,16 +46,17 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
     return frame
 
 
-def baseline_frame(plan: Plan, cheapest: float) -> pd.DataFrame:
+def baseline_frame(plan: Plan, cheapest: float, workers: int = 1) -> pd.DataFrame:
     """One row per baseline: predicted FLOPs, relative to `cheapest` (the cheapest allocation's), and time."""
     data = plan.experiment.data
     rates = measured_rates(plan.sweep_dir.parent)
     rows = []
     for unit in plan.baselines.values():
         flops = stage_flops(vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, unit.budget)
-        rows.append({"baseline": unit.id, "budget": unit.budget, "encoder": unit.size, "steps": unit.budget,
-                     "seed": unit.seed, "flops_total": flops, "relative_compute": flops / cheapest,
-                     "predicted_s": predicted_seconds(rates, unit.method, unit.cfg, data, flops)})
+        rows.append({"baseline": unit.id, "budget": budget_text(unit.budget_value, unit.budget_kind),
+                     "encoder": unit.size, "steps": unit.budget, "seed": unit.seed, "flops_total": flops,
+                     "relative_compute": flops / cheapest,
+                     "predicted_s": predicted_seconds(rates, unit.method, unit.cfg, data, flops, workers)[0]})
     return pd.DataFrame(rows)
 
 
@@ -76,15 +80,26 @@ def teacher_steps_summary(plan: Plan) -> tuple[int, int, int]:
 def _duration(seconds: float) -> str:
     if pd.isna(seconds):
         return "-"
+    if seconds >= 48 * 3600:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
+def budget_text(value: float, kind: str) -> str:
+    return f"{value:.3g} FLOPs" if kind == "flops" else str(int(value))
+
+
 def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
+    """The --dry-run printout: every allocation's steps, FLOPs and predicted time, and what they rest on."""
     options = plan.options
+    workers = int(frame["workers"].iloc[0])
     schedule = (f"wsd ladder, cool-down {options.cooldown_fraction:.0%} of each teacher"
                 if options.teacher_schedule == "wsd" else "cosine, one run per teacher")
     search = "grid" if options.search == "grid" else f"optuna TPE, {options.trials} trials"
     shown = frame.assign(
+        budget=[budget_text(v, k) for v, k in zip(frame["budget"], frame["budget_kind"])],
         teacher_share=frame["teacher_share"].map("{:.3f}".format),
         relative_compute=frame["relative_compute"].map("{:.2f}".format),
         predicted_s=frame["predicted_s"].map(_duration),
@@ -96,16 +111,26 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
     columns = ["allocation", "budget", "teacher", "T", "share", "student", "S", "seed", "FLOPs T", "FLOPs S",
                "FLOPs total", "rel", "time"]
     trained, distinct, summed = teacher_steps_summary(plan)
+    kind = "flops" if options.total_flops else "steps"
     known = frame["predicted_s"].notna()
+    on = "one process per unit" if workers == 1 else f"{workers} data-parallel workers per unit"
     if known.all():
-        timing = (f"predicted training time (serial, probes not included): {_duration(frame['predicted_s'].sum())}, "
-                  f"from FLOP rates measured by earlier runs in {plan.sweep_dir.parent}")
+        total = frame["predicted_s"].sum()
+        timing = (f"predicted training time per allocation on {on} (probes not included): "
+                  f"{_duration(total)} in all, serially ({_duration(total * workers)} of device time: {workers} "
+                  f"device(s) per unit), from FLOP rates measured by earlier runs in {plan.sweep_dir.parent}")
+        if frame["efficiency_assumed"].any():
+            timing += (f"; no run there was measured with {workers} workers, so {workers} workers are taken at "
+                       f"{ASSUMED_EFFICIENCY:.0%} parallel efficiency ({workers} x one process's rate x "
+                       f"{ASSUMED_EFFICIENCY:g})")
     else:
         timing = (f"time '-': no earlier run in {plan.sweep_dir.parent} measured this stage at these shapes "
                   f"(stage, encoder, frames, resolution, batch); a finished sweep fills it in for the next plan")
     lines = [
         f"sweep '{plan.name}' -> {plan.sweep_dir}",
-        f"{len(plan.allocations)} allocations over budgets {', '.join(map(str, dict.fromkeys(options.total_steps)))}; "
+        f"{len(plan.allocations)} allocations over budgets {', '.join(budget_text(b, kind) for b in options.budgets)}"
+        + (" (each split between teacher and student by the FLOPs model: T and S differ by teacher size)"
+           if kind == "flops" else " (steps: T + S = N)") + "; "
         f"teacher schedule: {schedule}; search: {search}; student probed at {options.probe_points} checkpoints",
         shown[columns].to_string(index=False),
         f"FLOPs: docs/paper.md section 7 with the mask generator's expected token counts; rel = total / the "
@@ -114,7 +139,7 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         timing,
     ]
     if plan.baselines:
-        baselines = baseline_frame(plan, float(frame["flops_total"].min()))
+        baselines = baseline_frame(plan, float(frame["flops_total"].min()), workers)
         lines += [
             f"{len(baselines)} baseline run(s), each the student's encoder trained the whole budget (N steps), probed "
             f"at {options.probe_points} checkpoints; FLOPs include the EMA encoder's forward (2ND on every token):",

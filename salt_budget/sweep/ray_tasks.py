@@ -9,16 +9,22 @@ Unit = TypeVar("Unit")
 
 
 def run_as_tasks(
-    function: Callable[[Unit, Any], Any], units: Iterable[Unit], plan: Any, *, cpus: float, gpus: float,
-    retries: int,
+    function: Callable[..., Any], units: Iterable[Unit], plan: Any, *, cpus: float, gpus: float, retries: int,
+    args: tuple[Any, ...] = (), max_concurrent: int | None = None,
 ) -> Iterator[tuple[Unit, Any, str | None]]:
-    """(unit, function(unit, plan), None) per finished unit in finishing order, or (unit, None, reason)."""
+    """(unit, function(unit, plan, *args), None) per finished unit in finishing order, or (unit, None, reason).
+    At most `max_concurrent` run at once (all when None): tasks that start Ray Train workers hold no resources
+    themselves, and workers waiting on a full cluster would time out."""
     import ray
 
     task = ray.remote(function).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=True)
     plan_ref = ray.put(plan)  # shipped to the object store once, not once per task
-    pending = {task.remote(unit, plan_ref): unit for unit in units}
-    while pending:
+    waiting = list(units)
+    pending: dict[Any, Unit] = {}
+    while waiting or pending:
+        while waiting and (max_concurrent is None or len(pending) < max_concurrent):
+            unit = waiting.pop(0)
+            pending[task.remote(unit, plan_ref, *args)] = unit
         [ready], _ = ray.wait(list(pending), num_returns=1)
         unit = pending.pop(ready)
         try:

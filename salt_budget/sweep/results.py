@@ -27,7 +27,7 @@ KEY = ["unit_key", "step"]
 # Fixed columns in table order; per-task columns (acc_<task>, train_acc_<task>, chance_<task>) follow.
 COLUMNS: dict[str, str] = {
     "schema_version": "Int64", "sweep": "string", "config_hash": "string", "unit_key": "string",
-    "role": "string", "allocation_id": "string", "budget": "Int64",
+    "role": "string", "allocation_id": "string", "budget": "float64", "budget_kind": "string",
     "teacher_key": "string", "teacher_size": "string", "teacher_steps": "Int64", "teacher_schedule": "string",
     "teacher_share": "float64", "student_size": "string", "student_steps": "Int64", "seed": "Int64",
     "step": "Int64", "is_final": "boolean",

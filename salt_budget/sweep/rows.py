@@ -91,7 +91,8 @@ def _teacher_columns(teacher: TeacherUnit) -> dict[str, Any]:
 
 
 def _allocation_columns(allocation: Allocation) -> dict[str, Any]:
-    return {"allocation_id": allocation.id, "budget": allocation.budget, "teacher_share": allocation.teacher_share,
+    return {"allocation_id": allocation.id, "budget": allocation.budget_value, "budget_kind": allocation.budget_kind,
+            "teacher_share": allocation.teacher_share,
             "student_size": allocation.student_size, "student_steps": allocation.student_steps}
 
 
@@ -124,7 +125,8 @@ def student_row(student: StudentUnit, step: int, probe: dict[str, Any], *, sweep
 
 def _baseline_columns(unit: BaselineUnit) -> dict[str, Any]:
     # The trained encoder fills the student columns; there is no teacher, so its columns stay empty.
-    return {"allocation_id": unit.id, "budget": unit.budget, "student_size": unit.size, "student_steps": unit.budget,
+    return {"allocation_id": unit.id, "budget": unit.budget_value, "budget_kind": unit.budget_kind,
+            "student_size": unit.size, "student_steps": unit.budget,
             "seed": unit.seed, "role": unit.method}
 
 

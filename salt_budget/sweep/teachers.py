@@ -25,6 +25,7 @@ from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
 from salt_budget.sweep.rows import BRANCH_FILE, failed_row, teacher_row
 from salt_budget.sweep.units import TeacherUnit
+from salt_budget.sweep.workers import Workers, record_process, run_on_workers
 
 
 class TeacherFailed(RuntimeError):
@@ -86,6 +87,7 @@ def _train(unit: TeacherUnit, cfg: TeacherConfig, plan: Plan, init_from: Path | 
         return 0
     existing = list_checkpoints(unit.run_dir / "checkpoints")
     start = existing[-1][0] if existing else (_step_of(init_from) if init_from else 0)
+    record_process(unit.run_dir)
     train_teacher(cfg, plan.experiment.data, unit.run_dir, seed=unit.id.seed, init_from=init_from, progress=False)
     return unit.id.steps - start
 
@@ -110,11 +112,13 @@ def probe_teacher(unit: TeacherUnit, plan: Plan) -> float:
     return seconds
 
 
-def train_ladder(ladder: Ladder, plan: Plan) -> dict[str, Any]:
+def train_ladder(ladder: Ladder, plan: Plan, rank: int | None = None) -> dict[str, Any]:
     """Train every teacher of `ladder` that is not done yet (a Ray task, or a plain call).
 
     One teacher failing does not stop the others: each failed one gets a failed row in the results
-    table, and TeacherFailed at the end names them (so that Ray may retry the task)."""
+    table, and TeacherFailed at the end names them (so that Ray may retry the task). On a Ray Train
+    worker (`rank` given) the first failure stops the ladder instead: every rank must run the same
+    collectives, and the worker group is restarted as a whole; its driver writes the failed rows."""
     trained = 0
     failures: dict[str, tuple[TeacherUnit, str]] = {}  # by teacher key
     started, started_at = time.perf_counter(), time.time()
@@ -124,6 +128,8 @@ def train_ladder(ladder: Ladder, plan: Plan) -> dict[str, Any]:
         try:
             trained += _train(ladder.trunk, ladder.trunk_config(), plan)
         except Exception as error:
+            if rank is not None:
+                raise
             reason = f"trunk ({ladder.trunk.id.steps} steps) failed: {type(error).__name__}: {error}"
             failures = {unit.key: (unit, reason) for unit in ladder.units if not unit.final_checkpoint.is_file()}
             units = ()
@@ -131,8 +137,10 @@ def train_ladder(ladder: Ladder, plan: Plan) -> dict[str, Any]:
         if unit.final_checkpoint.is_file():
             continue
         try:
-            trained += _train(unit, unit.cfg, plan, init_from=_branch_source(ladder, unit))
+            trained += _train(unit, unit.cfg, plan, init_from=_branch_source(ladder, unit, write=rank in (None, 0)))
         except Exception as error:
+            if rank is not None:
+                raise
             failures[unit.key] = (unit, f"{type(error).__name__}: {error}")
     if failures:
         append_rows(plan.sweep_dir, [failed_row(unit, reason, sweep=plan.name, config_hash=plan.config_hash)
@@ -143,7 +151,13 @@ def train_ladder(ladder: Ladder, plan: Plan) -> dict[str, Any]:
             "started_at": started_at, "ended_at": time.time()}
 
 
-def _branch_source(ladder: Ladder, unit: TeacherUnit) -> Path | None:
+def ladder_on_workers(ladder: Ladder, plan: Plan, workers: Workers, max_failures: int) -> dict[str, Any]:
+    """A Ray task that trains `ladder` on `workers` (Ray Train) and waits; returns what train_ladder does."""
+    return run_on_workers(train_ladder, ladder, plan, run_dir=ladder.trunk.run_dir,
+                          name=f"teachers-{ladder.trunk.key[:12]}", workers=workers, max_failures=max_failures)
+
+
+def _branch_source(ladder: Ladder, unit: TeacherUnit, write: bool = True) -> Path | None:
     """The trunk checkpoint a cool-down branch starts from (recorded in the branch's folder), or None."""
     if not ladder.is_wsd:
         return None
@@ -152,6 +166,8 @@ def _branch_source(ladder: Ladder, unit: TeacherUnit) -> Path | None:
     # A trunk finished by an earlier sweep with another ladder may lack this point: then it trains alone.
     if not source.is_file():
         return None
+    if not write:  # another rank of a Ray Train group records it
+        return source
     unit.run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(unit.run_dir / BRANCH_FILE, {"trunk": ladder.trunk.key, "trunk_dir": str(ladder.trunk.run_dir),
                                              "step": point})

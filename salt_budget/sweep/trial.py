@@ -1,6 +1,7 @@
-"""One Ray Tune trial = one allocation: probe its teacher (the first trial that needs it does, under
-the teacher's lock), train the student against the frozen teacher, probe the student at its kept
-checkpoints, append a row per checkpoint and report each through tune.report.
+"""One Ray Tune trial = one allocation: probe its teacher (the first trial that needs it does, under the
+teacher's lock), train the student against the frozen teacher, probe the student at its kept
+checkpoints, append a row per checkpoint and report each through tune.report. On --workers-per-trial
+Ray Train workers the student trains first and rank 0 then probes the teacher and the student.
 
 A trial restarted by Tune (a retry, or `--resume` after a crash) does only what is missing: the
 student trainer continues from its last checkpoint, and checkpoints that already have a row are
@@ -23,6 +24,7 @@ from salt_budget.sweep.results import append_rows, read_results
 from salt_budget.sweep.rows import student_row
 from salt_budget.sweep.teachers import probe_teacher
 from salt_budget.sweep.units import StudentUnit
+from salt_budget.sweep.workers import Workers, record_process, run_on_workers
 
 # Row columns a trial reports to Tune (progress table, searcher), besides its timing.
 REPORTED = ("step", "acc_mean", "loss_smoothed", "flops_total", "rankme")
@@ -60,44 +62,86 @@ def _probe_row(student: StudentUnit, step: int, plan: Plan) -> dict[str, Any]:
                        probe_s=time.perf_counter() - started)
 
 
-def train_and_probe(student: StudentUnit, plan: Plan, report: Callable[[dict[str, Any]], None]) -> None:
-    """The work of a trial, callable without Ray: `report(metrics)` once per student checkpoint, with
-    the seconds this call spent training and probing (a resumed trial skips what is done)."""
+def _train(student: StudentUnit, plan: Plan) -> float:
+    """Train the student (or finish it from its last checkpoint); the seconds spent. On Ray Train workers
+    every rank calls it: a finished run returns at once on every rank alike."""
     from trainers.train import train_student
 
-    entered = time.time()
+    final = student.run_dir / "checkpoints" / f"step_{student.allocation.student_steps:08d}.pt"
+    if final.is_file():
+        return 0.0
+    record_process(student.run_dir)
+    started = time.perf_counter()
+    train_student(student.cfg, plan.experiment.data, student.run_dir, seed=student.allocation.seed, progress=False)
+    return time.perf_counter() - started
+
+
+def _check_teacher(student: StudentUnit) -> None:
     teacher = student.teacher
     if not teacher.final_checkpoint.is_file():
         raise TeacherMissing(
             f"teacher {teacher.id.size} x {teacher.id.steps} steps ({teacher.key}) has no final checkpoint: its "
             f"training failed; see its failed row in results.parquet"
         )
+
+
+def _probe_teacher(student: StudentUnit, plan: Plan, spent: dict[str, float]) -> None:
+    """Once for all its students: the first trial probes, the others wait on the lock and find its row."""
+    with file_lock(student.teacher.run_dir / ".lock"):
+        spent["trial_probe_s"] += probe_teacher(student.teacher, plan)
+
+
+def _probe_and_report(student: StudentUnit, plan: Plan, report: Callable[[dict[str, Any]], None],
+                      spent: dict[str, float], entered: float) -> None:
+    """Probe each student checkpoint that has no row yet, and report every checkpoint's row."""
+    for step in student.checkpoint_steps:
+        table = read_results(plan.sweep_dir)
+        done = table[(table["unit_key"] == student.key) & (table["step"] == step) & (table["status"] == "ok")]
+        if len(done):
+            row = done.iloc[-1].to_dict()
+        else:
+            row = _probe_row(student, step, plan)
+            spent["trial_probe_s"] += row["probe_wall_s"]
+            table = append_rows(plan.sweep_dir, [row])
+        metrics = {key: _plain(row.get(key)) for key in REPORTED}
+        report({**metrics, "teacher_acc_mean": _teacher_accuracy(student, table), **spent,
+                "entered_at": entered, "reported_at": time.time()})
+
+
+def train_and_probe(student: StudentUnit, plan: Plan, report: Callable[[dict[str, Any]], None]) -> None:
+    """The work of a trial in one process, callable without Ray: `report(metrics)` once per student
+    checkpoint, with the seconds this call spent training and probing (a resumed trial skips what is done)."""
+    entered = time.time()
+    _check_teacher(student)
     spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0}
-    # A search may propose one allocation twice, and allocations share teachers to probe: a second
-    # trial waits for the first, then finds the work done.
-    with file_lock(teacher.run_dir / ".lock"):
-        spent["trial_probe_s"] += probe_teacher(teacher, plan)
+    _probe_teacher(student, plan, spent)  # first: a teacher keeps its row when its students fail
+    # A search may propose one allocation twice: a second trial waits for the first, then finds the work done.
     with file_lock(student.run_dir / ".lock"):
-        final = student.run_dir / "checkpoints" / f"step_{student.allocation.student_steps:08d}.pt"
-        if not final.is_file():
-            started = time.perf_counter()
-            train_student(student.cfg, plan.experiment.data, student.run_dir, seed=student.allocation.seed,
-                          progress=False)
-            spent["trial_train_s"] = time.perf_counter() - started
-        for step in student.checkpoint_steps:
-            table = read_results(plan.sweep_dir)
-            done = table[(table["unit_key"] == student.key) & (table["step"] == step) & (table["status"] == "ok")]
-            if len(done):
-                row = done.iloc[-1].to_dict()
-            else:
-                row = _probe_row(student, step, plan)
-                spent["trial_probe_s"] += row["probe_wall_s"]
-                table = append_rows(plan.sweep_dir, [row])
-            metrics = {key: _plain(row.get(key)) for key in REPORTED}
-            report({**metrics, "teacher_acc_mean": _teacher_accuracy(student, table), **spent,
-                     "entered_at": entered, "reported_at": time.time()})
+        spent["trial_train_s"] = _train(student, plan)
+        _probe_and_report(student, plan, report, spent, entered)
 
 
-def run_trial(config: dict[str, Any], plan: Plan) -> None:
-    """The Ray Tune function trainable (bound to the plan with tune.with_parameters)."""
-    train_and_probe(plan.student_for(config), plan, tune.report)
+def student_on_rank(student: StudentUnit, plan: Plan, rank: int) -> dict[str, float]:
+    """The work of one Ray Train worker of a trial: every rank trains, rank 0 then probes the teacher and the
+    student's checkpoints and writes the rows (after training: the other ranks would wait in a collective)."""
+    spent = {"trial_train_s": _train(student, plan), "trial_probe_s": 0.0}
+    if rank == 0:
+        _probe_teacher(student, plan, spent)
+        _probe_and_report(student, plan, lambda metrics: None, spent, time.time())
+    return spent
+
+
+def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), max_failures: int = 0) -> None:
+    """The Ray Tune function trainable (bound to the plan with tune.with_parameters). With several workers
+    the trial starts them (Ray Train), waits, and reports the rows their rank 0 wrote."""
+    student = plan.student_for(config)
+    if not workers.distributed:
+        train_and_probe(student, plan, tune.report)
+        return
+    entered = time.time()
+    _check_teacher(student)
+    with file_lock(student.run_dir / ".lock"):
+        spent = run_on_workers(student_on_rank, student, plan, run_dir=student.run_dir,
+                               name=f"student-{student.key[:12]}", workers=workers, max_failures=max_failures)
+        spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0, **spent}
+        _probe_and_report(student, plan, tune.report, spent, entered)  # reads the rows back; probes nothing

@@ -18,6 +18,8 @@ from salt_budget.sweep.summary import SweepTimes, collect_trial_times, percent, 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from ray.tune import Callback, ResultGrid, TuneConfig
 
+    from salt_budget.sweep.runner import UnitResources
+
 
 def _callback(plan: Plan) -> Callback:
     from ray import tune
@@ -52,8 +54,12 @@ def _experiment_dir(plan: Plan) -> Path:
 
 
 def check_resume(plan: Plan, resume: bool) -> None:
+    """--resume continues a sweep that exists; without it, a sweep that exists is not started over."""
     from ray import tune
 
+    if resume and not (plan.sweep_dir / "config.yaml").is_file():
+        raise PlanError(f"--resume: {plan.sweep_dir} holds no sweep to continue (it has no config.yaml); check "
+                        f"--name and runs_dir, or drop --resume to start this sweep")
     experiment_dir = _experiment_dir(plan)
     if not resume and tune.Tuner.can_restore(experiment_dir):
         raise PlanError(f"{experiment_dir} holds this sweep already: add --resume to continue it "
@@ -65,7 +71,9 @@ def _search(plan: Plan, slots: int) -> tuple[dict[str, Any], TuneConfig]:
     from ray import tune
 
     if plan.options.search == "grid":
-        return {"allocation": tune.grid_search(list(plan.students))}, tune.TuneConfig(reuse_actors=True)
+        # The limit matters for trials of several workers, which hold nothing themselves (runner.unit_resources).
+        return ({"allocation": tune.grid_search(list(plan.students))},
+                tune.TuneConfig(reuse_actors=True, max_concurrent_trials=slots))
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -81,7 +89,7 @@ def _search(plan: Plan, slots: int) -> tuple[dict[str, Any], TuneConfig]:
                                   reuse_actors=True)
 
 
-def train_students(plan: Plan, cpus: float, gpus: float, max_failures: int, times: SweepTimes) -> ResultGrid:
+def train_students(plan: Plan, resources: UnitResources, times: SweepTimes) -> ResultGrid:
     """Fit the Tune experiment of the plan's students, or restore a stopped one and finish it."""
     import ray
     from ray import tune
@@ -91,12 +99,13 @@ def train_students(plan: Plan, cpus: float, gpus: float, max_failures: int, time
 
     # The classic reporter prints one compact status table at a time; the newer one a box per trial event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    cluster = ray.cluster_resources()
-    slots = max(1, int(cluster.get("CPU", 1) // cpus))
-    if gpus:
-        slots = min(slots, max(1, int(cluster.get("GPU", 0) // gpus)))
-    times.concurrent_trials = slots
-    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": cpus, "gpu": gpus})
+    slots = times.concurrent_trials = resources.slots
+    # A trial of several workers only waits for them; Tune wants some resource, so it holds one byte of memory.
+    held = {"cpu": resources.cpus, "gpu": resources.gpus} if resources.cpus or resources.gpus else {"cpu": 0,
+                                                                                                    "memory": 1}
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, plan=plan, workers=resources.workers, max_failures=resources.max_failures),
+        held)
     experiment_dir = _experiment_dir(plan)
     started, started_at = time.perf_counter(), time.time()
     if tune.Tuner.can_restore(experiment_dir):
@@ -112,7 +121,8 @@ def train_students(plan: Plan, cpus: float, gpus: float, max_failures: int, time
         space, tune_config = _search(plan, slots)
         run_config = tune.RunConfig(
             name=experiment_dir.name, storage_path=str(experiment_dir.parent), callbacks=[_callback(plan)],
-            progress_reporter=reporter, verbose=1, failure_config=tune.FailureConfig(max_failures=max_failures),
+            progress_reporter=reporter, verbose=1,
+            failure_config=tune.FailureConfig(max_failures=resources.max_failures),
         )
         tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
     grid = tuner.fit()

@@ -25,25 +25,44 @@ BASELINES = ("vjepa2",)  # what --baselines can add; the name is also the rows' 
 LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"})
 
 
+def flops_label(flops: float) -> str:
+    """1.2e+21 -> '1.2e21': a FLOPs budget as it appears in ids and folder names."""
+    return f"{flops:.3g}".replace("e+", "e")
+
+
 @dataclass(frozen=True)
 class Allocation:
-    """One point of the grid: T teacher steps + S student steps = the budget."""
+    """One point of the grid: T teacher steps + S student steps = the budget (N steps), or, for a budget in
+    FLOPs (`budget_flops`), the T and S whose FLOPs add up to it, the teacher taking `flops_share` of them."""
 
-    budget: int
+    budget: int  # T + S
     teacher_size: str
     teacher_steps: int
     student_size: str
     student_steps: int
     seed: int
+    budget_flops: float | None = None
+    flops_share: float | None = None
 
     @property
     def id(self) -> str:
-        return (f"N{self.budget}_T{self.teacher_steps}-{self.teacher_size}"
+        budget = f"F{flops_label(self.budget_flops)}" if self.budget_flops else f"N{self.budget}"
+        return (f"{budget}_T{self.teacher_steps}-{self.teacher_size}"
                 f"_S{self.student_steps}-{self.student_size}_seed{self.seed}")
 
     @property
+    def budget_kind(self) -> str:
+        return "flops" if self.budget_flops else "steps"
+
+    @property
+    def budget_value(self) -> float:
+        """What the results table's budget column holds: N steps, or F FLOPs."""
+        return self.budget_flops if self.budget_flops else self.budget
+
+    @property
     def teacher_share(self) -> float:
-        return self.teacher_steps / self.budget
+        """T / N of a step budget; the teacher's share of the FLOPs of a FLOPs budget."""
+        return self.flops_share if self.flops_share is not None else self.teacher_steps / self.budget
 
     @property
     def teacher_id(self) -> TeacherId:
@@ -150,16 +169,26 @@ class BaselineUnit:
     """A baseline trained for a whole budget: the student's encoder size, N steps (matched total steps)."""
 
     method: str
-    budget: int
+    budget: int  # its steps: N, or as many as a FLOPs budget pays for
     size: str
     seed: int
     key: str
     cfg: VJEPA2Config
     sweep_dir: Path
+    budget_flops: float | None = None
 
     @property
     def id(self) -> str:
-        return f"N{self.budget}_{self.method}-{self.size}_seed{self.seed}"
+        budget = f"F{flops_label(self.budget_flops)}" if self.budget_flops else f"N{self.budget}"
+        return f"{budget}_{self.method}-{self.size}_seed{self.seed}"
+
+    @property
+    def budget_kind(self) -> str:
+        return "flops" if self.budget_flops else "steps"
+
+    @property
+    def budget_value(self) -> float:
+        return self.budget_flops if self.budget_flops else self.budget
 
     @property
     def run_dir(self) -> Path:
@@ -183,7 +212,7 @@ def vjepa2_config(experiment: ExperimentConfig, budget: int, size: str, probe_po
 
 
 def baseline_unit(sweep_dir: Path, experiment: ExperimentConfig, method: str, budget: int, size: str, seed: int,
-                  probe_points: int) -> BaselineUnit:
+                  probe_points: int, budget_flops: float | None = None) -> BaselineUnit:
     cfg = vjepa2_config(experiment, budget, size, probe_points)
     key = config_hash({"kind": method, "seed": seed, "data": data_view(experiment.data), method: cfg})
-    return BaselineUnit(method, budget, size, seed, key, cfg, sweep_dir)
+    return BaselineUnit(method, budget, size, seed, key, cfg, sweep_dir, budget_flops)
