@@ -180,3 +180,15 @@ def test_report_renders_in_a_headless_browser(report):
                          capture_output=True, text=True, timeout=120, check=True).stdout
     for name in FIGURES:  # plotly draws each figure as an SVG inside its div
         assert re.search(rf'id="figure-{name}"[^>]*>.*?class="main-svg"', dom, re.S), name
+
+
+def test_a_sweep_of_flops_budgets_is_reported_in_flops(tmp_path):
+    frame = results_frame()
+    students = frame["role"] == "student"
+    # The same rows as a FLOPs sweep would write them: budget F, budget_kind "flops".
+    frame.loc[students, "budget"] = frame.loc[students, "budget"].astype(float) * 1e16
+    frame.loc[students, "budget_kind"] = "flops"
+    written = write_report([write_run(tmp_path / "flops", frame)], out=tmp_path / "report", formats={"md"})
+    summary = (written.out / "summary.md").read_text()
+    assert "Budgets (in FLOPs: each allocation's T and S split the budget by the FLOPs model): 1.2e+18 FLOPs" in summary
+    assert "- Budget 2.4e+18 FLOPs: best is" in summary
