@@ -1,8 +1,10 @@
 """Running a plan on Ray: the run folder, Ray start-up, teachers as Ray tasks (one per ladder), then
 the students on Ray Tune (tuning.py), the baselines as Ray tasks (baselines.py) and the summary (summary.py).
 
-Locally Ray starts in-process without a dashboard and with quiet logs; `--address auto` joins an
-existing cluster (paths are absolute, so runs/<name> must be on storage every node sees).
+Locally Ray starts in-process without a dashboard and with quiet logs; `--address HOST:PORT` (or
+`auto`) joins an existing cluster, checked first so that a wrong address fails in seconds (paths are
+absolute, so runs/<name> must be on storage every node sees). With --workers-per-trial W > 1 every unit
+trains on W Ray Train workers (workers.py).
 """
 
 from __future__ import annotations
@@ -138,10 +140,12 @@ def check_address(address: str) -> None:
             f"`ray start --head` runs on {host}, that port {port} is open from this machine, and that the address "
             f"is the one `ray status` prints on the head node"
         ) from None
+    if address.startswith("ray://"):
+        return  # a Ray Client server, not a GCS: ray.init's own handshake times out
     # Something listens there; ray.init would retry forever if it is not a Ray head, so ask in a process we
     # can stop. A head answers in a second; any quick error is left to ray.init, which explains its own.
     probe = ("import ray._raylet as r; r.GcsClient(address=%r).internal_kv_get(b'session_name', namespace=None, "
-             "timeout=%d)" % (address.removeprefix("ray://"), ADDRESS_TIMEOUT_S))
+             "timeout=%d)" % (address, ADDRESS_TIMEOUT_S))
     try:
         subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=GCS_TIMEOUT_S)
     except subprocess.TimeoutExpired:
