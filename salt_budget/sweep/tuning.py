@@ -91,7 +91,6 @@ def _search(plan: Plan, slots: int) -> tuple[dict[str, Any], TuneConfig]:
 
 def train_students(plan: Plan, resources: UnitResources, times: SweepTimes) -> ResultGrid:
     """Fit the Tune experiment of the plan's students, or restore a stopped one and finish it."""
-    import ray
     from ray import tune
     from ray.tune import CLIReporter
 

@@ -1,0 +1,63 @@
+"""`salt-budget study`: the paper's ablations as sweeps, and the study report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from salt_budget.commands.common import add_ray_args, resources
+
+
+def add_parser(commands) -> None:
+    study = commands.add_parser(
+        "study", help="the paper's ablations (allocation, teacher size, teacher masks, loss-accuracy) as sweeps",
+        description="Run every ablation of a study file (experiments/study_tiny.yaml) as sweeps in runs/<study>/: a "
+        "random-init encoder probed per seed, then each ablation's variants in order, then the study report "
+        "(runs/<study>/report: study.md, study.html, and the sweep report of the shared sweep). Overrides whose "
+        "first key is a study field (name, seeds, ablations...) change the study; the rest (data..., teacher..., "
+        "probe...) change the experiment of every sweep.",
+    )
+    study.add_argument("study_file", help="study YAML, e.g. experiments/study_tiny.yaml")
+    study.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted study or experiment overrides")
+    study.add_argument("--dry-run", action="store_true", help="print every sweep's plan, FLOPs and time; train nothing")
+    study.add_argument("--resume", action="store_true", help="continue this study after a crash or a stop")
+    add_ray_args(study)
+    study.set_defaults(handler=_cmd_study)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from salt_budget.study.config import StudyConfig, load_study, study_sweeps
+    from salt_budget.study.runner import plan_study, run_study
+    from salt_budget.sweep.plan_table import format_plan, plan_frame
+
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    mine = [o for o in args.overrides if o.split("=", 1)[0].split(".", 1)[0] in fields]
+    experiment_overrides = [o for o in args.overrides if o not in mine]
+    study = load_study(args.study_file, mine)
+    study.overrides = [*study.overrides, *experiment_overrides]
+    plan = plan_study(study, study_sweeps(study, Path(args.study_file)))
+    flops = {}  # by (folder, allocation): an allocation two ablations share is trained, and counted, once
+    for sweep, sweep_plan in zip(plan.sweeps, plan.plans):
+        frame = plan_frame(sweep_plan, args.workers_per_trial)
+        flops.update({(sweep.folder, a): float(f) for a, f in zip(frame["allocation_id"], frame["flops_total"])})
+        print(f"== ablation {sweep.ablation}, variant {sweep.variant}"
+              + (f" ({' '.join(sweep.overrides)})" if sweep.overrides else ""))
+        print(format_plan(sweep_plan, frame), flush=True)
+    print(f"study '{study.name}' -> {plan.study_dir}: {len(plan.plans)} sweeps, {len(flops)} distinct "
+          f"allocations; FLOPs summed over them {sum(flops.values()):.3g} (a teacher shared by allocations counted "
+          f"in each)")
+    if args.dry_run:
+        print("dry run: nothing trained, nothing written")
+        return 0
+    from analysis.study_report import write_study_report
+
+    code = run_study(plan, resume=args.resume, address=args.address, resources=resources(args))
+    written = write_study_report(plan.study_dir)
+    print(f"study report written to {written.out}:")
+    for path in written.files:
+        print(f"  {path.relative_to(written.out)}")
+    for note in written.notes:
+        print(note)
+    return code

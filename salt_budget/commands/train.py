@@ -1,0 +1,107 @@
+"""`salt-budget train` (one stage) and `salt-budget probe` (a frozen encoder, or random init)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from salt_budget.commands.common import add_experiment_args, load, split_experiment
+
+
+def add_parser(commands) -> None:
+    """train STAGE and probe CHECKPOINT"""
+    train = commands.add_parser(
+        "train", help="train one stage: the V-Pixel teacher, the SALT student or the V-JEPA 2 baseline (EMA target)")
+    train.add_argument("stage", choices=["teacher", "student", "vjepa2"])
+    add_experiment_args(train)
+    train.add_argument("--run-dir", default=None,
+                       help="run directory (default: <runs_dir>/<name>/teachers|students|baselines/<config hash>); "
+                            "an existing one is continued from its last checkpoint")
+    train.add_argument("--teacher", default=None, help="frozen teacher checkpoint (student stage)")
+    train.add_argument("--init-from", default=None,
+                       help="start from another run's checkpoint (weights, optimiser, step): a cool-down branch")
+    train.add_argument("--probe", action="store_true", help="probe the final checkpoint when training ends")
+    train.set_defaults(handler=_cmd_train)
+
+    probe = commands.add_parser(
+        "probe", help="attentive probe of a frozen encoder on every task (checkpoint, or 'random' for random init)"
+    )
+    probe.add_argument("checkpoint", help="checkpoint file, or 'random' for a randomly initialised encoder")
+    add_experiment_args(probe)
+    probe.add_argument("--encoder", choices=["teacher", "student", "vjepa2"], default="student",
+                       help="with 'random': which stage's encoder config to build (default student)")
+    probe.add_argument("--single-frame", action="store_true",
+                       help="feed the centre frame repeated: what the encoder can tell without motion")
+    probe.add_argument("--out", default=None, help="result JSON (default: <run>/probes/<checkpoint>.json)")
+    probe.set_defaults(handler=_cmd_probe)
+
+
+_STAGE_FOLDERS = {"teacher": "teachers", "student": "students", "vjepa2": "baselines"}
+
+
+def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
+    from trainers.config import config_hash
+
+    key = config_hash({"seed": cfg.seed, "data": cfg.data, stage: stage_cfg})
+    return Path(cfg.runs_dir) / cfg.name / _STAGE_FOLDERS[stage] / key
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from trainers.distributed import is_main_process
+    from trainers.train import train_student, train_teacher, train_vjepa2
+
+    cfg = load(args)
+    if args.stage == "student" and args.teacher:
+        cfg.student.teacher_checkpoint = str(Path(args.teacher).resolve())
+    stage_cfg = getattr(cfg, args.stage)
+    run_dir = Path(args.run_dir) if args.run_dir else _stage_run_dir(cfg, args.stage, stage_cfg)
+    trainer = {"teacher": train_teacher, "student": train_student, "vjepa2": train_vjepa2}[args.stage]
+    main_process = is_main_process()  # under torchrun, one process reports and probes
+    if main_process:
+        print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
+    final = trainer(stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
+    if not main_process:
+        return 0
+    print(f"final checkpoint: {final}")
+    if args.probe:
+        from trainers.evaluate import probe_checkpoint
+
+        result, out = probe_checkpoint(final, cfg.data, cfg.probe, seed=cfg.seed)
+        _print_probe(result, out)
+    return 0
+
+
+def _print_probe(result: dict, out: Path) -> None:
+    for name, task in result["tasks"].items():
+        verdict = "" if task.get("converged", True) else "; not converged: the head never fitted its train split"
+        print(f"{name}: {task['accuracy']:.1%} (chance {task['chance']:.1%}, train {task['train_accuracy']:.1%}{verdict})")
+    print(f"RankMe {result['rankme']:.1f}; written to {out}")
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from trainers.evaluate import probe_checkpoint, probe_random_init
+
+    experiment, overrides = split_experiment(args)
+    base = None
+    if args.checkpoint != "random" and experiment is None:
+        from trainers.checkpoint import load_checkpoint
+
+        # Without an experiment file the checkpoint's own data config is the default view.
+        base = {"data": load_checkpoint(args.checkpoint)["config"]["data"]}
+    from salt_budget.experiment import load_experiment
+
+    cfg = load_experiment(experiment, overrides, base=base)
+    if args.single_frame:
+        cfg.probe.single_frame = True
+    if args.checkpoint == "random":
+        from trainers.encoders import encoder_description
+
+        description = encoder_description(getattr(cfg, args.encoder).encoder, cfg.data)
+        out_dir = Path(args.out) if args.out else Path(cfg.runs_dir) / cfg.name
+        result, out = probe_random_init(description, cfg.data, cfg.probe, out_dir, seed=cfg.seed)
+    else:
+        result, out = probe_checkpoint(args.checkpoint, cfg.data, cfg.probe, seed=cfg.seed,
+                                       out=Path(args.out) if args.out else None)
+    _print_probe(result, out)
+    return 0
