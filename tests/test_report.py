@@ -175,11 +175,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case, message):
 @pytest.mark.skipif(png.find_chromium() is None, reason="no Chrome or Chromium on this machine")
 def test_report_renders_in_a_headless_browser(report):
     _, written = report
-    dom = subprocess.run([png.find_chromium(), "--headless", "--disable-gpu", "--no-sandbox",
-                          "--virtual-time-budget=10000", "--dump-dom", (written.out / "report.html").as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    done = subprocess.run([png.find_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr",
+                           "--virtual-time-budget=10000", "--dump-dom", (written.out / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120, check=True)
+    dom = done.stdout
     for name in FIGURES:  # plotly draws each figure as an SVG inside its div
         assert re.search(rf'id="figure-{name}"[^>]*>.*?class="main-svg"', dom, re.S), name
+    # The page's console stays empty: Chromium logs every console message and uncaught error as a CONSOLE line.
+    assert [line for line in done.stderr.splitlines() if "CONSOLE" in line] == []
+    assert "<table>" in dom and "<h3>At a glance" in dom  # the findings, rendered
 
 
 def test_a_sweep_of_flops_budgets_is_reported_in_flops(tmp_path):
@@ -192,3 +196,17 @@ def test_a_sweep_of_flops_budgets_is_reported_in_flops(tmp_path):
     summary = (written.out / "summary.md").read_text()
     assert "Budgets (in FLOPs: each allocation's T and S split the budget by the FLOPs model): 1.2e+18 FLOPs" in summary
     assert "- Budget 2.4e+18 FLOPs: best is" in summary
+
+
+def test_the_findings_on_the_page_are_html_not_markdown(report):
+    from analysis.html import findings_html
+
+    _, written = report
+    page = (written.out / "report.html").read_text()
+    findings = page[page.index('<section class="findings">'):page.index("</section>")]
+    assert "<h2>salt-budget report</h2>" in findings and "<h3>At a glance" in findings  # the page's title is the h1
+    assert findings.count("<table>") >= 2 and "<th>budget</th>" in findings
+    assert "|---|" not in findings and "<pre" not in findings
+    # Text from the table (a failure reason, a path) shows as text, never as markup.
+    assert findings_html("- reason: <script>alert(1)</script> & co") == (
+        "<ul>\n<li>reason: &lt;script&gt;alert(1)&lt;/script&gt; &amp; co</li>\n</ul>")
