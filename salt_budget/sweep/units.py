@@ -30,8 +30,29 @@ def flops_label(flops: float) -> str:
     return f"{flops:.3g}".replace("e+", "e")
 
 
+class Budgeted:
+    """The budget of a unit trained for one: `budget` steps, or the `budget_flops` FLOPs that paid for them."""
+
+    budget: int
+    budget_flops: float | None
+
+    @property
+    def budget_tag(self) -> str:
+        """The budget's part of the unit's id: N240000 or F1.49e21."""
+        return f"F{flops_label(self.budget_flops)}" if self.budget_flops else f"N{self.budget}"
+
+    @property
+    def budget_kind(self) -> str:
+        return "flops" if self.budget_flops else "steps"
+
+    @property
+    def budget_value(self) -> float:
+        """What the results table's budget column holds: N steps, or F FLOPs."""
+        return self.budget_flops if self.budget_flops else self.budget
+
+
 @dataclass(frozen=True)
-class Allocation:
+class Allocation(Budgeted):
     """One point of the grid: T teacher steps + S student steps = the budget (N steps), or, for a budget in
     FLOPs (`budget_flops`), the T and S whose FLOPs add up to it, the teacher taking `flops_share` of them."""
 
@@ -46,18 +67,8 @@ class Allocation:
 
     @property
     def id(self) -> str:
-        budget = f"F{flops_label(self.budget_flops)}" if self.budget_flops else f"N{self.budget}"
-        return (f"{budget}_T{self.teacher_steps}-{self.teacher_size}"
+        return (f"{self.budget_tag}_T{self.teacher_steps}-{self.teacher_size}"
                 f"_S{self.student_steps}-{self.student_size}_seed{self.seed}")
-
-    @property
-    def budget_kind(self) -> str:
-        return "flops" if self.budget_flops else "steps"
-
-    @property
-    def budget_value(self) -> float:
-        """What the results table's budget column holds: N steps, or F FLOPs."""
-        return self.budget_flops if self.budget_flops else self.budget
 
     @property
     def teacher_share(self) -> float:
@@ -165,7 +176,7 @@ def student_unit(sweep_dir: Path, experiment: ExperimentConfig, allocation: Allo
 
 
 @dataclass(frozen=True)
-class BaselineUnit:
+class BaselineUnit(Budgeted):
     """A baseline trained for a whole budget: the student's encoder size, N steps (matched total steps)."""
 
     method: str
@@ -179,16 +190,7 @@ class BaselineUnit:
 
     @property
     def id(self) -> str:
-        budget = f"F{flops_label(self.budget_flops)}" if self.budget_flops else f"N{self.budget}"
-        return f"{budget}_{self.method}-{self.size}_seed{self.seed}"
-
-    @property
-    def budget_kind(self) -> str:
-        return "flops" if self.budget_flops else "steps"
-
-    @property
-    def budget_value(self) -> float:
-        return self.budget_flops if self.budget_flops else self.budget
+        return f"{self.budget_tag}_{self.method}-{self.size}_seed{self.seed}"
 
     @property
     def run_dir(self) -> Path:
