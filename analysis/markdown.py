@@ -39,18 +39,23 @@ def steps(value: object) -> str:
 FLOPS_BUDGET_MIN = 1e9  # no sweep trains a billion steps, and no allocation costs under a billion FLOPs
 
 
-def budget_name(value: object) -> str:
-    """A budget as the tables print it: steps (24, 240k) or FLOPs (1.49e+21 FLOPs), told apart by size."""
+def _is_flops(value: float, kind: str | None) -> bool:
+    """A budget's kind as the results table's budget_kind says it; told apart by size where it is not given."""
+    return kind == "flops" if kind in ("steps", "flops") else value >= FLOPS_BUDGET_MIN
+
+
+def budget_name(value: object, kind: str | None = None) -> str:
+    """A budget as the tables print it: steps (24, 240k) or FLOPs (1.49e+21 FLOPs)."""
     if missing(value):
         return NA
     number = float(value)  # type: ignore[arg-type]
-    return f"{number:.3g} FLOPs" if number >= FLOPS_BUDGET_MIN else steps(number)
+    return f"{number:.3g} FLOPs" if _is_flops(number, kind) else steps(number)
 
 
-def budget_id(value: object) -> str:
+def budget_id(value: object, kind: str | None = None) -> str:
     """The budget's part of an allocation id: N240000 or F1.49e21."""
     number = float(value)  # type: ignore[arg-type]
-    return f"F{number:.3g}".replace("e+", "e") if number >= FLOPS_BUDGET_MIN else f"N{int(number)}"
+    return f"F{number:.3g}".replace("e+", "e") if _is_flops(number, kind) else f"N{int(number)}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -21,6 +21,8 @@ from trainers.masks import MaskConfig, MaskGenerator
 from trainers.models.presets import ViTSpec, encoder_spec
 from trainers.stage_config import EncoderConfig, StudentConfig, TeacherConfig, VJEPA2Config
 
+from salt_budget.sweep.workers import read_processes
+
 # Enough sampled clips that the mean token count is stable to a fraction of a percent.
 _SAMPLED_CLIPS = 2048
 
@@ -102,9 +104,8 @@ def _rate_key(kind: str, preset: str, data: dict, batch_size: int, world: int = 
 
 def _world(run_dir: Path) -> int:
     """How many data-parallel processes trained a run (its processes.jsonl; 1 for a run without one)."""
-    path = run_dir / "processes.jsonl"
     try:
-        return max([json.loads(line)["world"] for line in path.read_text().splitlines() if line] or [1])
+        return max([process["world"] for process in read_processes(run_dir)] or [1])
     except (OSError, ValueError, KeyError):
         return 1
 

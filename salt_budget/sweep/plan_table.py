@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.markdown import budget_name
+
 from salt_budget.sweep.costs import (
     ASSUMED_EFFICIENCY, measured_rates, predicted_seconds, stage_flops, student_flops_per_clip, teacher_flops_per_clip,
     vjepa2_flops_per_clip,
@@ -53,7 +55,7 @@ def baseline_frame(plan: Plan, cheapest: float, workers: int = 1) -> pd.DataFram
     rows = []
     for unit in plan.baselines.values():
         flops = stage_flops(vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, unit.budget)
-        rows.append({"baseline": unit.id, "budget": budget_text(unit.budget_value, unit.budget_kind),
+        rows.append({"baseline": unit.id, "budget": budget_name(unit.budget_value, unit.budget_kind),
                      "encoder": unit.size, "steps": unit.budget, "seed": unit.seed, "flops_total": flops,
                      "relative_compute": flops / cheapest,
                      "predicted_s": predicted_seconds(rates, unit.method, unit.cfg, data, flops, workers)[0]})
@@ -87,10 +89,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
-def budget_text(value: float, kind: str) -> str:
-    return f"{value:.3g} FLOPs" if kind == "flops" else str(int(value))
-
-
 def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
     """The --dry-run printout: every allocation's steps, FLOPs and predicted time, and what they rest on."""
     options = plan.options
@@ -99,7 +97,7 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
                 if options.teacher_schedule == "wsd" else "cosine, one run per teacher")
     search = "grid" if options.search == "grid" else f"optuna TPE, {options.trials} trials"
     shown = frame.assign(
-        budget=[budget_text(v, k) for v, k in zip(frame["budget"], frame["budget_kind"])],
+        budget=[budget_name(v, k) for v, k in zip(frame["budget"], frame["budget_kind"])],
         teacher_share=frame["teacher_share"].map("{:.3f}".format),
         relative_compute=frame["relative_compute"].map("{:.2f}".format),
         predicted_s=frame["predicted_s"].map(_duration),
@@ -128,7 +126,7 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
                   f"(stage, encoder, frames, resolution, batch); a finished sweep fills it in for the next plan")
     lines = [
         f"sweep '{plan.name}' -> {plan.sweep_dir}",
-        f"{len(plan.allocations)} allocations over budgets {', '.join(budget_text(b, kind) for b in options.budgets)}"
+        f"{len(plan.allocations)} allocations over budgets {', '.join(budget_name(b, kind) for b in options.budgets)}"
         + (" (each split between teacher and student by the FLOPs model: T and S differ by teacher size)"
            if kind == "flops" else " (steps: T + S = N)") + "; "
         f"teacher schedule: {schedule}; search: {search}; student probed at {options.probe_points} checkpoints",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from analysis.markdown import budget_id
 from trainers.config import config_hash, to_dict
 from trainers.data.config import DataConfig
 from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
@@ -25,11 +26,6 @@ BASELINES = ("vjepa2",)  # what --baselines can add; the name is also the rows' 
 LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"})
 
 
-def flops_label(flops: float) -> str:
-    """1.2e+21 -> '1.2e21': a FLOPs budget as it appears in ids and folder names."""
-    return f"{flops:.3g}".replace("e+", "e")
-
-
 class Budgeted:
     """The budget of a unit trained for one: `budget` steps, or the `budget_flops` FLOPs that paid for them."""
 
@@ -39,7 +35,7 @@ class Budgeted:
     @property
     def budget_tag(self) -> str:
         """The budget's part of the unit's id: N240000 or F1.49e21."""
-        return f"F{flops_label(self.budget_flops)}" if self.budget_flops else f"N{self.budget}"
+        return budget_id(self.budget_value, self.budget_kind)
 
     @property
     def budget_kind(self) -> str:
