@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from trainers.checkpoint import save_checkpoint
-from trainers.data.build import build_dataset, build_loader, resolve_data
+from trainers.data.build import build_loader, build_pretrain_dataset, resolve_data
 from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
 from trainers.loop import backward_in_parts, param_groups, resolve_device
@@ -134,10 +134,10 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
     its step and off the clock, as the loop's are with data.workers 0; the step moves it to the device and
     normalises it, as the loop does."""
     resolved = resolve_data(data, progress=False)
-    dataset = build_dataset(data, "train", train=True, resolved=resolved)
+    dataset, weights = build_pretrain_dataset(data, resolved)
     micro, passes = cfg.run.split_batch(cfg.optim.batch_size)
     loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=0, drop_last=True,
-                          collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0))
+                          collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0), weights=weights)
 
     def batches():  # a step's micro-batches; epochs continue as the loop's stream does
         epoch, parts = 0, []

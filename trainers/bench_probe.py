@@ -85,7 +85,7 @@ def head_step_flops(probe: AttentiveProbe, features: torch.Tensor, labels: torch
 
 def _head_fits(cfg: Any) -> int:
     """Fits per task: one per (lr, wd) pair and the refit of the chosen one, or a single fit."""
-    pairs = len(cfg.lrs) * len(cfg.weight_decays)
+    pairs = len(cfg.head_grid())
     return 1 if pairs == 1 else pairs + 1
 
 
@@ -142,12 +142,13 @@ def bench_probe(experiment: Any, *, encoder_preset: str | None = None, warmup: i
         head_flops = float(head_step_flops(probe, batch, labels[: cfg.batch_size].to(device)))
         fit_cfg = copy.deepcopy(cfg)
         fit_cfg.epochs = 1
-        fit_probe(features, labels, num_classes, fit_cfg, lr=cfg.lrs[0], weight_decay=cfg.weight_decays[0], seed=0,
+        lr, wd = cfg.head_grid()[0]
+        fit_probe(features, labels, num_classes, fit_cfg, lr=lr, weight_decay=wd, seed=0,
                   device=device, grid=encoder.grid)  # warm-up
         fit_cfg.epochs = max(1, math.ceil(HEAD_STEPS * cfg.batch_size / len(features)))
         steps = fit_cfg.epochs * math.ceil(len(features) / cfg.batch_size)
         started = time.perf_counter()
-        fit_probe(features, labels, num_classes, fit_cfg, lr=cfg.lrs[0], weight_decay=cfg.weight_decays[0], seed=0,
+        fit_probe(features, labels, num_classes, fit_cfg, lr=lr, weight_decay=wd, seed=0,
                   device=device, grid=encoder.grid)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

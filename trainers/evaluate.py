@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,30 @@ from trainers.models.probe import AttentiveProbe
 from trainers.ridge_probe import ridge_readout
 from trainers.models.vit import VisionTransformer
 from trainers.stage_config import ProbeConfig
+
+
+@dataclass
+class ProbeSet:
+    """Lists read together and the tasks they label: the data section's train/val lists and its tasks, or one
+    task of probe.tasks on its own lists; `clips` x `views` of each video are read."""
+
+    data: DataConfig
+    resolved: ResolvedData
+    clips: int
+    views: int
+
+
+def probe_sets(data: DataConfig, cfg: ProbeConfig, *, progress: bool = True) -> list[ProbeSet]:
+    if not cfg.tasks:
+        return [ProbeSet(data, resolve_data(data, progress=progress), cfg.clips, cfg.views)]
+    sets = []
+    for name, task in cfg.tasks.items():
+        # The clip cut (frames, resolution, crop) is the data section's: the encoder's input; only the lists change.
+        task_data = replace(data, dataset="lists", train_list=task.train_list, val_list=task.val_list, tasks=[name],
+                            num_classes={} if task.num_classes is None else {name: task.num_classes}, pretrain=[])
+        sets.append(ProbeSet(task_data, resolve_data(task_data, progress=progress), task.clips or cfg.clips,
+                             task.views or cfg.views))
+    return sets
 
 
 _LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir",
@@ -51,12 +76,15 @@ def centre_frame_clips(clips: torch.Tensor) -> torch.Tensor:
 def extract_features(
     encoder: VisionTransformer, data: DataConfig, resolved: ResolvedData, split: str, *,
     batch_size: int, device: torch.device, single_frame: bool, progress: bool = True,
-    max_batches: int | None = None, timings: list[tuple[float, float]] | None = None,
-) -> dict[str, torch.Tensor]:
+    max_batches: int | None = None, timings: list[tuple[float, float]] | None = None, clips: int = 1,
+    views: int = 1,
+) -> dict[str, Any]:
     """Tokens of every clip of `split` (of its first `max_batches` batches when given). `timings`, when
     given, receives per batch (seconds waiting for it, seconds computing it): what `salt-budget bench
-    --stage probe` reads."""
-    dataset = build_dataset(data, split, train=False, resolved=resolved)
+    --stage probe` reads. With several clips or views, `features` has a row per (video, view), views of a
+    video adjacent, and each row the tokens of the video's clips side by side (clips x tokens); `labels`
+    and `index` keep a row per video."""
+    dataset = build_dataset(data, split, train=False, resolved=resolved, clips=clips, views=views)
     loader = ClipLoader(dataset, batch_size=batch_size, shuffle=False, workers=data.workers,
                         pin_memory=data.pin_memory, max_bad_fraction=data.max_bad_fraction)
     features, labels, indices = [], [], []
@@ -65,11 +93,16 @@ def extract_features(
     with torch.inference_mode():
         for number, batch in enumerate(loader, start=1):
             arrived = time.perf_counter()
-            clips = normalize_clips(batch["video"].to(device), data.mean, data.std)
+            video = batch["video"]
+            videos = video.size(0)
+            if video.dim() == 6:  # (videos, views x clips, 3, T, H, W): the encoder reads one clip at a time
+                video = video.flatten(0, 1)
+            batch_clips = normalize_clips(video.to(device), data.mean, data.std)
             if single_frame:
-                clips = centre_frame_clips(clips)
+                batch_clips = centre_frame_clips(batch_clips)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                tokens = encoder(clips)
+                tokens = encoder(batch_clips)
+            tokens = tokens.reshape(videos * views, clips * tokens.size(1), tokens.size(2))
             features.append(tokens.to(torch.float16).cpu())  # a blocking copy: the device is done with the batch
             labels.append(batch["labels"])
             indices.append(batch["index"])
@@ -81,21 +114,24 @@ def extract_features(
                 print(f"[probe] features of {split}: {number}/{len(loader)} batches", file=sys.stderr, flush=True)
             if max_batches is not None and number >= max_batches:
                 break
-    return {"features": torch.cat(features), "labels": torch.cat(labels), "index": torch.cat(indices)}
+    return {"features": torch.cat(features), "labels": torch.cat(labels), "index": torch.cat(indices), "views": views}
 
 
 def cached_features(
     encoder: VisionTransformer, encoder_key: str, data: DataConfig, resolved: ResolvedData, split: str,
     cache_dir: Path, *, batch_size: int, device: torch.device, single_frame: bool, progress: bool = True,
-) -> dict[str, torch.Tensor]:
+    clips: int = 1, views: int = 1,
+) -> dict[str, Any]:
     # Only what changes the features keys the cache: loader settings (workers, threads...) do not.
     clip_view = {k: v for k, v in to_dict(data).items() if k not in _LOADER_ONLY}
     view = {"encoder": encoder_key, "data": clip_view, "split": split, "single_frame": single_frame}
+    if clips * views > 1:  # one clip, one view keys as before, so earlier caches stay valid
+        view.update(clips=clips, views=views)
     path = cache_dir / f"{split}-{config_hash(view)}.pt"
     if path.is_file():
         return torch.load(path, weights_only=True)
     result = extract_features(encoder, data, resolved, split, batch_size=batch_size, device=device,
-                              single_frame=single_frame, progress=progress)
+                              single_frame=single_frame, progress=progress, clips=clips, views=views)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(result, tmp)
@@ -104,14 +140,21 @@ def cached_features(
 
 
 def _accuracy(probe: AttentiveProbe, features: torch.Tensor, labels: torch.Tensor, device: torch.device,
-              batch_size: int) -> float:
+              batch_size: int, views: int = 1) -> float:
+    """Accuracy over videos; with several views (adjacent rows of a video), of their mean softmax."""
     probe.eval()
     correct = 0
     with torch.inference_mode():
-        for start in range(0, len(features), batch_size):
-            logits = probe(features[start : start + batch_size].to(device).float())
-            correct += int((logits.argmax(-1).cpu() == labels[start : start + batch_size]).sum())
-    return correct / max(1, len(features))
+        for start in range(0, len(labels), batch_size):
+            rows = features[start * views : (start + batch_size) * views].to(device).float()
+            probs = probe(rows).softmax(-1).view(-1, views, probe.head.out_features).mean(1)
+            correct += int((probs.argmax(-1).cpu() == labels[start : start + batch_size]).sum())
+    return correct / max(1, len(labels))
+
+
+def view_rows(videos: torch.Tensor, views: int) -> torch.Tensor:
+    """Feature rows of the given videos (rows of a video are adjacent, `views` of them)."""
+    return (videos[:, None] * views + torch.arange(views)).flatten()
 
 
 # A head whose train accuracy stays this close to chance has not fitted its own data: its val accuracy
@@ -170,37 +213,42 @@ def probe_task(
     train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], column: int, num_classes: int,
     cfg: ProbeConfig, *, seed: int, device: torch.device, grid: tuple[int, int, int],
 ) -> dict[str, Any]:
-    """Train one head per (lr, wd); with several, choose on a split held out from TRAIN."""
-    heads = [(lr, wd) for lr in cfg.lrs for wd in cfg.weight_decays]
+    """Train one head per (lr, wd) of the protocol; with several, choose on a split of videos held out from
+    TRAIN. Each view of a video trains as a sample of its own; accuracies average a video's views."""
+    heads = cfg.head_grid()
+    views = train.get("views", 1)
     features, labels = train["features"], train["labels"][:, column]
     val_labels = val["labels"][:, column]
     tried = []
     if len(heads) == 1:
         chosen = heads[0]
-        fit_features, fit_labels = features, labels
+        fit_videos = torch.arange(len(labels))
     else:
-        order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
-        held = max(1, int(round(cfg.holdout_fraction * len(features))))
-        fit_features, fit_labels = features[order[held:]], labels[order[held:]]
-        hold_features, hold_labels = features[order[:held]], labels[order[:held]]
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+        held = max(1, int(round(cfg.holdout_fraction * len(labels))))
+        fit_videos, hold_videos = order[held:], order[:held]
+        fit_features, fit_labels = features[view_rows(fit_videos, views)], labels[fit_videos]
+        hold_features, hold_labels = features[view_rows(hold_videos, views)], labels[hold_videos]
         for lr, wd in heads:
-            probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=lr, weight_decay=wd, seed=seed, device=device,
-                              grid=grid)
-            tried.append({"lr": lr, "weight_decay": wd,
-                          "holdout_accuracy": _accuracy(probe, hold_features, hold_labels, device, cfg.batch_size)})
+            probe = fit_probe(fit_features, fit_labels.repeat_interleave(views), num_classes, cfg, lr=lr,
+                              weight_decay=wd, seed=seed, device=device, grid=grid)
+            tried.append({"lr": lr, "weight_decay": wd, "holdout_accuracy": _accuracy(
+                probe, hold_features, hold_labels, device, cfg.batch_size, views)})
         best = max(tried, key=lambda head: head["holdout_accuracy"])
         chosen = (best["lr"], best["weight_decay"])
+    fit_features, fit_labels = features[view_rows(fit_videos, views)], labels[fit_videos]
     trace: list[dict[str, float]] = []
-    probe = fit_probe(fit_features, fit_labels, num_classes, cfg, lr=chosen[0], weight_decay=chosen[1], seed=seed,
-                      device=device, grid=grid, trace=trace)
+    probe = fit_probe(fit_features, fit_labels.repeat_interleave(views), num_classes, cfg, lr=chosen[0],
+                      weight_decay=chosen[1], seed=seed, device=device, grid=grid, trace=trace)
     chance = float(np.bincount(val_labels.numpy(), minlength=num_classes).max() / len(val_labels))
-    train_accuracy = _accuracy(probe, fit_features, fit_labels, device, cfg.batch_size)
+    train_accuracy = _accuracy(probe, fit_features, fit_labels, device, cfg.batch_size, views)
     return {
-        "accuracy": _accuracy(probe, val["features"], val_labels, device, cfg.batch_size),
+        "accuracy": _accuracy(probe, val["features"], val_labels, device, cfg.batch_size, views),
         "train_accuracy": train_accuracy,
         "chance": chance,
         "converged": train_accuracy >= chance + CONVERGED_MARGIN,
         "steps": trace[-1]["step"] if trace else cfg.epochs * math.ceil(len(fit_features) / cfg.batch_size),
+        "protocol": cfg.protocol,
         "trace": trace,
         "num_classes": num_classes,
         "lr": chosen[0], "weight_decay": chosen[1], "heads": tried,
@@ -211,37 +259,49 @@ def probe_encoder(
     encoder: VisionTransformer, encoder_key: str, data: DataConfig, cfg: ProbeConfig, cache_dir: str | os.PathLike,
     *, seed: int = 0, progress: bool = True,
 ) -> dict[str, Any]:
-    """Probe every task of `data` on the frozen `encoder`; also RankMe of mean-pooled val features."""
+    """Probe every task (probe.tasks, each on its own lists, or the data section's) on the frozen `encoder`;
+    also RankMe of the first set's mean-pooled val features."""
     device = resolve_device(cfg.device)
-    resolved = resolve_data(data, progress=progress)
-    views = {
-        split: cached_features(encoder, encoder_key, data, resolved, split, Path(cache_dir),
-                               batch_size=cfg.extract_batch_size, device=device, single_frame=cfg.single_frame,
-                               progress=progress)
-        for split in ("train", "val")
-    }
-    names = [task.name for task in resolved.tasks]
+    tasks: dict[str, Any] = {}
+    readouts: dict[str, dict[str, Any]] = {f"ridge_{pooling}": {} for pooling in cfg.also_ridge}
+    first: dict[str, Any] | None = None
+    for probe_set in probe_sets(data, cfg, progress=progress):
+        views = {
+            split: cached_features(encoder, encoder_key, probe_set.data, probe_set.resolved, split, Path(cache_dir),
+                                   batch_size=cfg.extract_batch_size, device=device, single_frame=cfg.single_frame,
+                                   progress=progress, clips=probe_set.clips, views=probe_set.views)
+            for split in ("train", "val")
+        }
+        first = first or views
+        set_tasks = probe_set.resolved.tasks
+        # The clips of a video sit side by side in time: the probe's position code and the pooling see C x T steps.
+        grid = (encoder.grid[0] * probe_set.clips, *encoder.grid[1:])
 
-    def ridge(pooling: str) -> dict[str, Any]:
-        results = ridge_readout(
-            views["train"]["features"], views["train"]["labels"], views["val"]["features"], views["val"]["labels"],
-            [task.num_classes for task in resolved.tasks], lambdas=cfg.ridge_lambdas, folds=cfg.ridge_folds,
-            seed=seed, time_steps=encoder.grid[0], pooling=pooling)
-        return dict(zip(names, results))
+        def ridge(pooling: str) -> dict[str, Any]:
+            results = ridge_readout(
+                views["train"]["features"], views["train"]["labels"], views["val"]["features"], views["val"]["labels"],
+                [task.num_classes for task in set_tasks], lambdas=cfg.ridge_lambdas, folds=cfg.ridge_folds,
+                seed=seed, time_steps=grid[0], pooling=pooling, views=probe_set.views)
+            return dict(zip([task.name for task in set_tasks], results))
 
-    readouts = {f"ridge_{pooling}": ridge(pooling) for pooling in cfg.also_ridge}
-    if cfg.kind == "ridge":
-        tasks = ridge(cfg.pooling)
-    else:
-        tasks = {task.name: probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
-                                       device=device, grid=encoder.grid)
-                 for column, task in enumerate(resolved.tasks)}
+        for pooling in cfg.also_ridge:
+            readouts[f"ridge_{pooling}"].update(ridge(pooling))
+        if cfg.kind == "ridge":
+            found = ridge(cfg.pooling)
+        else:
+            found = {task.name: probe_task(views["train"], views["val"], column, task.num_classes, cfg, seed=seed,
+                                           device=device, grid=grid)
+                     for column, task in enumerate(set_tasks)}
+        for result in found.values():
+            result.update(clips_per_video=probe_set.clips, views=probe_set.views,
+                          videos={split: len(view["labels"]) for split, view in views.items()})
+        tasks.update(found)
     if progress:
         for name, task in tasks.items():
             verdict = "" if task.get("converged", True) else ", NOT CONVERGED: train accuracy near chance, not a result"
             print(f"[probe] {name}: {task['accuracy']:.1%} (chance {task['chance']:.1%}{verdict})", file=sys.stderr,
                   flush=True)
-    pooled = views["val"]["features"].float().mean(1)
+    pooled = first["val"]["features"].float().mean(1)
     return {
         "tasks": tasks,
         "rankme": rankme(pooled),
@@ -250,9 +310,9 @@ def probe_encoder(
         "pooling": cfg.pooling if cfg.kind == "ridge" else None,
         "readouts": readouts,
         "position": cfg.position,
-        "clips": {split: len(view["labels"]) for split, view in views.items()},
-        "tokens": int(views["val"]["features"].size(1)),
-        "width": int(views["val"]["features"].size(2)),
+        "clips": {split: len(view["labels"]) for split, view in first.items()},
+        "tokens": int(first["val"]["features"].size(1)),
+        "width": int(first["val"]["features"].size(2)),
     }
 
 

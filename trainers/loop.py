@@ -22,7 +22,7 @@ from torch import nn
 
 from trainers.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
 from trainers.config import ConfigError, save_config, to_dict
-from trainers.data.build import build_dataset, build_loader, resolve_data
+from trainers.data.build import build_loader, build_pretrain_dataset, resolve_data
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
@@ -184,7 +184,7 @@ def train(
     metrics_path = run_dir / "metrics.jsonl"
 
     resolved = resolve_data(data, progress=progress)
-    dataset = build_dataset(data, "train", train=True, resolved=resolved)
+    dataset, weights = build_pretrain_dataset(data, resolved)
     if len(dataset) < optim.batch_size:
         raise ConfigError(f"batch_size {optim.batch_size} exceeds the {len(dataset)} training clips")
     if optim.batch_size % ranks.world:
@@ -196,7 +196,8 @@ def train(
         raise ConfigError(f"{error} (optim.batch_size {optim.batch_size} over {ranks.world} process(es))") from None
     collator = MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=seed)
     loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=seed, drop_last=True,
-                          collate_fn=collator, shard=(ranks.rank, ranks.world) if ranks.world > 1 else None)
+                          collate_fn=collator, shard=(ranks.rank, ranks.world) if ranks.world > 1 else None,
+                          weights=weights)
 
     autocast = device.type == "cuda" and run.precision == "bf16"
     stage.to(device, torch.bfloat16 if autocast else None)

@@ -46,6 +46,12 @@ def pooled_features(features: torch.Tensor, time_steps: int, pooling: str) -> to
     raise ValueError(f"unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
 
 
+def view_mean(x: torch.Tensor, views: int) -> torch.Tensor:
+    """A video's `views` adjacent rows averaged: a linear readout of the mean is the mean of the views' scores,
+    which is how multi-view evaluation averages predictions."""
+    return x if views == 1 else x.view(-1, views, x.size(-1)).mean(1)
+
+
 class RidgeFit:
     """Ridge of one-hot labels (several tasks side by side) on features standardised over all of train,
     for every lambda and every cross-validation fold at the price of one Gram matrix: the N x N kernel
@@ -115,13 +121,14 @@ def _accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
 def ridge_readout(
     train: torch.Tensor, train_labels: torch.Tensor, val: torch.Tensor, val_labels: torch.Tensor,
     num_classes: Sequence[int], *, lambdas: Sequence[float], folds: int, seed: int, time_steps: int,
-    pooling: str = "flat",
+    pooling: str = "flat", views: int = 1,
 ) -> list[dict[str, Any]]:
     """Per task (a column of the (N, tasks) labels): accuracy on val of the ridge readout of `pooling`, with
     the lambda (a multiple of the feature dimensions) that does best over `folds`-fold cross-validation on
     train, refitted on all of train. Cross-validation rather than one held-out split: with a thousand clips,
-    one split of a hundred moved the chosen lambda, and the val accuracy with it, by several points."""
-    x_train = pooled_features(train, time_steps, pooling)
+    one split of a hundred moved the chosen lambda, and the val accuracy with it, by several points.
+    `views` adjacent rows per video (multi-view evaluation) are read as their mean."""
+    x_train = view_mean(pooled_features(train, time_steps, pooling), views)
     model = RidgeFit(x_train)
     targets = _onehots(train_labels, num_classes)
     everything = torch.arange(len(x_train))
@@ -133,7 +140,7 @@ def ridge_readout(
             predicted = _task_predictions(model.scores(solution, rest, at=part), num_classes)
             correct[i] += torch.tensor([float((p == train_labels[part, t]).sum()) for t, p in enumerate(predicted)])
     solutions = model.solve(everything, targets, lambdas)
-    x_val = model.standardise(pooled_features(val, time_steps, pooling))
+    x_val = model.standardise(view_mean(pooled_features(val, time_steps, pooling), views))
     results = []
     for t, classes in enumerate(num_classes):
         tried = [{"lambda": float(lam), "holdout_accuracy": float(correct[i, t]) / len(x_train)}

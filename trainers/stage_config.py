@@ -163,8 +163,47 @@ class VJEPA2Config:
 
 
 @dataclass
+class ProbeTaskConfig:
+    """One evaluation task probed on its own clip lists (a path and the task's label per line), whatever the
+    encoder was pre-trained on: K400, SSv2, ..."""
+
+    train_list: str
+    val_list: str
+    num_classes: int | None = None  # null: the train list's largest label + 1
+    clips: int | None = None  # null: probe.clips
+    views: int | None = None  # null: probe.views
+
+    def validate(self) -> None:
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (got {self.num_classes})")
+        if any(n is not None and n < 1 for n in (self.clips, self.views)):
+            raise ValueError(f"clips and views must be >= 1 (got {self.clips}, {self.views})")
+
+
+# The paper's probe protocols by name (docs/paper.md section 9): the (lr, weight decay) heads trained per task.
+PROBE_PROTOCOLS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "fast": ((1e-3,), (0.01,)),
+    "full": ((5e-3, 3e-3, 1e-3, 3e-4, 1e-4), (0.01, 0.1, 0.4, 0.8)),
+}
+
+
+@dataclass
 class ProbeConfig:
     """Frozen-backbone attentive probe (docs/paper.md section 9) on cached features."""
+
+    # "fast": one head, lr 1e-3, weight decay 0.01. "full": 20 heads over lr x weight decay, the head chosen on
+    # a split held out from train (holdout_fraction), never on val. lrs / weight_decays, where given, replace
+    # the protocol's grid.
+    protocol: Literal["fast", "full"] = "fast"
+    # Evaluation tasks, each on its own lists; empty: the tasks of the data section on its train/val lists
+    # (the embedded set's appearance and motion).
+    tasks: dict[str, ProbeTaskConfig] = field(default_factory=dict)
+    # Multi-clip, multi-view reading (V-JEPA's K400 evaluation is 8 clips x 3 views): `clips` clips evenly spaced
+    # over each video, their tokens side by side (the probe attends over all of them), read in `views`
+    # spatial crops along the long side, whose predictions are averaged. Training treats each view as a
+    # sample. 1 x 1: the fast protocol's single centre clip. A task's own clips / views take precedence.
+    clips: int = 1
+    views: int = 1
 
     depth: int = 1  # paper: 4 (3 self-attention blocks + the cross-attention block); 1 keeps CPU probes fast
     heads: int | None = None
@@ -178,8 +217,8 @@ class ProbeConfig:
     min_gain: float = 0.01
     batch_size: int = 64  # paper: 256
     # One head per (lr, weight decay) pair; with several, the best on a split held out from train is reported.
-    lrs: list[float] = field(default_factory=lambda: [1e-3])
-    weight_decays: list[float] = field(default_factory=lambda: [0.01])
+    lrs: list[float] | None = None  # null: the protocol's
+    weight_decays: list[float] | None = None  # null: the protocol's
     holdout_fraction: float = 0.1
     extract_batch_size: int = 32
     single_frame: bool = False  # feed the centre frame repeated: what a model can tell without motion
@@ -206,11 +245,18 @@ class ProbeConfig:
         if self.steps is not None and (self.steps < 1 or self.check_every < 1 or self.patience < 1):
             raise ValueError(f"steps, check_every and patience must be >= 1 (got {self.steps}, {self.check_every}, "
                              f"{self.patience}); set probe.steps=null for the fixed-epoch protocol")
-        if not self.lrs or not self.weight_decays:
-            raise ValueError("lrs and weight_decays need at least one value each")
+        if self.lrs == [] or self.weight_decays == []:
+            raise ValueError("lrs and weight_decays need at least one value each, or null for the protocol's")
+        if self.clips < 1 or self.views < 1:
+            raise ValueError(f"clips and views must be >= 1 (got {self.clips}, {self.views})")
         if not self.ridge_lambdas or min(self.ridge_lambdas) <= 0:
             raise ValueError(f"ridge_lambdas needs at least one value, all > 0 (got {self.ridge_lambdas})")
         if self.ridge_folds < 2:
             raise ValueError(f"ridge_folds must be >= 2 (got {self.ridge_folds})")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must lie in (0, 1) (got {self.holdout_fraction})")
+
+    def head_grid(self) -> list[tuple[float, float]]:
+        """The (lr, weight decay) heads trained per task: the protocol's, or lrs x weight_decays where given."""
+        lrs, decays = PROBE_PROTOCOLS[self.protocol]
+        return [(lr, wd) for lr in (self.lrs or lrs) for wd in (self.weight_decays or decays)]

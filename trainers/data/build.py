@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from trainers.data.clip_list import ClipEntry, ClipListError, TaskClasses, infer_num_classes, read_clip_list
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader, ClipSpec, VideoClipDataset
@@ -45,25 +47,25 @@ def resolve_data(cfg: DataConfig, *, progress: bool = True) -> ResolvedData:
             columns=columns,
             list_tasks=list_tasks,
         )
-    lists = {"train": Path(cfg.train_list).expanduser()}
-    if cfg.val_list:
-        lists["val"] = Path(cfg.val_list).expanduser()
+    lists = {split: Path(path).expanduser() for split, path in (("train", cfg.train_list), ("val", cfg.val_list))
+             if path}
     tasks = [TaskClasses(name, cfg.num_classes.get(name)) for name in cfg.tasks]
-    if any(task.num_classes is None for task in tasks):
+    if any(task.num_classes is None for task in tasks) and "train" in lists:
         tasks = infer_num_classes(read_clip_list(lists["train"], tasks), tasks)
     return ResolvedData(lists, tasks, [None] * len(tasks), list(range(len(tasks))), tasks)
 
 
 def read_split(resolved: ResolvedData, split: Split) -> list[ClipEntry]:
     if split not in resolved.lists:
-        raise ClipListError(f"no {split} list configured: set data.{split}_list to a CSV of 'path label...' lines")
+        raise ClipListError(f"no {split} list configured: set data.{split}_list to a CSV of 'path label...' lines, "
+                            f"or name the evaluation tasks and their lists in probe.tasks")
     entries = read_clip_list(resolved.lists[split], resolved.list_tasks)
     if resolved.columns == list(range(len(resolved.list_tasks))):
         return entries
     return [replace(entry, labels=tuple(entry.labels[c] for c in resolved.columns)) for entry in entries]
 
 
-def clip_spec(cfg: DataConfig, *, train: bool) -> ClipSpec:
+def clip_spec(cfg: DataConfig, *, train: bool, clips: int = 1, views: int = 1) -> ClipSpec:
     return ClipSpec(
         frames=cfg.frames,
         frame_step=cfg.frame_step,
@@ -77,15 +79,44 @@ def clip_spec(cfg: DataConfig, *, train: bool) -> ClipSpec:
         reader=cfg.reader,
         decode_threads=cfg.decode_threads,
         decoded_cache_mb=cfg.decoded_cache_mb,
+        clips=clips,
+        views=views,
     )
 
 
 def build_dataset(
-    cfg: DataConfig, split: Split, *, train: bool, resolved: ResolvedData | None = None
+    cfg: DataConfig, split: Split, *, train: bool, resolved: ResolvedData | None = None, clips: int = 1,
+    views: int = 1,
 ) -> VideoClipDataset:
-    """`train` picks the augmentation (random crop and flip vs centre crop), independent of the split."""
+    """`train` picks the augmentation (random crop and flip vs centre crop), independent of the split; `clips`
+    and `views` the clips x spatial views of each video that evaluation reads."""
     resolved = resolved or resolve_data(cfg)
-    return VideoClipDataset(read_split(resolved, split), resolved.tasks, clip_spec(cfg, train=train), resolved.label_mirror)
+    return VideoClipDataset(read_split(resolved, split), resolved.tasks,
+                            clip_spec(cfg, train=train, clips=clips, views=views), resolved.label_mirror)
+
+
+def pretrain_entries(cfg: DataConfig, resolved: ResolvedData) -> tuple[list[ClipEntry], np.ndarray | None]:
+    """The clips pre-training draws from, unlabelled, and each clip's probability of being drawn (None: every
+    clip once per epoch, in a shuffled order). The mixture of data.pretrain, else the train list."""
+    if not cfg.pretrain:
+        if "train" not in resolved.lists:
+            raise ClipListError("nothing to pre-train on: set data.pretrain (lists of clips) or data.train_list")
+        return read_clip_list(resolved.lists["train"], (), labels=False), None
+    parts = [read_clip_list(Path(part.path).expanduser(), (), labels=False) for part in cfg.pretrain]
+    entries = [entry for part in parts for entry in part]
+    if len(parts) == 1:
+        return entries, None
+    total = sum(part.weight for part in cfg.pretrain)
+    weights = np.concatenate([np.full(len(clips), part.weight / total / len(clips))
+                              for part, clips in zip(cfg.pretrain, parts)])
+    return entries, weights / weights.sum()
+
+
+def build_pretrain_dataset(cfg: DataConfig, resolved: ResolvedData | None = None
+                           ) -> tuple[VideoClipDataset, np.ndarray | None]:
+    """The training augmentation over pretrain_entries, and their draw probabilities for build_loader."""
+    entries, weights = pretrain_entries(cfg, resolved or resolve_data(cfg))
+    return VideoClipDataset(entries, [], clip_spec(cfg, train=True)), weights
 
 
 def build_loader(
@@ -99,6 +130,7 @@ def build_loader(
     workers: int | None = None,
     collate_fn=None,
     shard: tuple[int, int] | None = None,
+    weights: np.ndarray | None = None,
 ) -> ClipLoader:
     return ClipLoader(
         dataset,
@@ -111,4 +143,5 @@ def build_loader(
         max_bad_fraction=cfg.max_bad_fraction,
         collate_fn=collate_fn,
         shard=shard,
+        weights=weights,
     )

@@ -1,6 +1,7 @@
 """Clip lists in the format users already have for K400/SSv2 (V-JEPA's CSV lists).
 
-One clip per line: a path, then one label column per task. Columns are separated by commas
+One clip per line: a path, then one label column per task (pre-training lists need no labels: a
+path per line, or any further columns, which are ignored). Columns are separated by commas
 when the line has a comma, else by whitespace; there is no header. Blank lines and lines that
 start with '#' are ignored. A relative path is relative to the folder of the list file, so a
 list and its clips can move together. A label is an integer class index, or a class name when
@@ -69,8 +70,9 @@ def _parse_label(token: str, task: TaskClasses, where: str) -> int:
     return label
 
 
-def read_clip_list(path: str | os.PathLike, tasks: Sequence[TaskClasses]) -> list[ClipEntry]:
-    """Parse a clip list; every error names `file:line` and what was expected there."""
+def read_clip_list(path: str | os.PathLike, tasks: Sequence[TaskClasses], *, labels: bool = True) -> list[ClipEntry]:
+    """Parse a clip list; every error names `file:line` and what was expected there. `labels=False` reads
+    a pre-training list: the path only, any further columns (V-JEPA's dummy label, say) ignored."""
     list_path = Path(path).expanduser()
     if not list_path.is_file():
         raise ClipListError(
@@ -78,6 +80,7 @@ def read_clip_list(path: str | os.PathLike, tasks: Sequence[TaskClasses]) -> lis
             f"or use the embedded synthetic data set (data.dataset: synthetic)"
         )
     root = list_path.resolve().parent
+    tasks = tasks if labels else ()
     entries: list[ClipEntry] = []
     with open(list_path, encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -86,6 +89,8 @@ def read_clip_list(path: str | os.PathLike, tasks: Sequence[TaskClasses]) -> lis
                 continue
             where = f"{list_path}:{number}"
             columns = _split_line(text)
+            if not labels:
+                columns = columns[:1]
             if len(columns) != 1 + len(tasks):
                 names = ", ".join(task.name for task in tasks) or "none"
                 raise ClipListError(

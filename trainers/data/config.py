@@ -36,6 +36,15 @@ class SyntheticConfig:
 
 
 @dataclass
+class PretrainList:
+    """One list of a pre-training mixture: a path per line (further columns, such as V-JEPA's dummy label,
+    are ignored) and its share of the samples."""
+
+    path: str
+    weight: float = 1.0
+
+
+@dataclass
 class DataConfig:
     dataset: Literal["synthetic", "lists"] = "synthetic"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -45,6 +54,12 @@ class DataConfig:
     tasks: list[str] = field(default_factory=lambda: ["appearance", "motion"])
     # Class count per task; a task missing here takes max(label) + 1 of the train list.
     num_classes: dict[str, int] = field(default_factory=dict)
+    # The pre-training data, when it is not the train list: lists of unlabelled clips mixed by weight (V-JEPA's
+    # mixtures, e.g. K710 + SSv2 + a Panda70M subset). A list's weight is its share of the samples drawn
+    # (normalised over the lists), whatever its length; with several lists every epoch draws as many samples
+    # as the lists hold, with replacement. Evaluation never reads them: the probe reads data.train_list /
+    # val_list, or the lists of probe.tasks.
+    pretrain: list[PretrainList] = field(default_factory=list)
     # Where the synthetic set is generated on first use; default $SALT_BUDGET_CACHE or ~/.cache/salt-budget.
     cache_dir: str | None = None
 
@@ -59,7 +74,7 @@ class DataConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     short_clip: Literal["pad", "loop"] = "pad"
 
-    reader: Literal["auto", "decord", "pyav"] = "auto"
+    reader: Literal["auto", "decord", "pyav", "torchcodec"] = "auto"
     decode_threads: int = 1
     workers: int = 2
     # Keep each decoded video in memory (per loading process) up to this many MB, so that later epochs
@@ -71,8 +86,12 @@ class DataConfig:
     max_bad_fraction: float = 0.01
 
     def validate(self) -> None:
-        if self.dataset == "lists" and not self.train_list:
-            raise ValueError("dataset 'lists' needs data.train_list (a CSV of 'path label...' lines)")
+        if self.dataset == "lists" and not self.train_list and not self.pretrain:
+            raise ValueError("dataset 'lists' needs data.pretrain (lists of clips to pre-train on) or data.train_list "
+                             "(a CSV of 'path label...' lines)")
+        bad = [entry.path for entry in self.pretrain if not entry.weight > 0]
+        if bad:
+            raise ValueError(f"data.pretrain weights must be > 0 (not for: {', '.join(bad)})")
         if self.frames < 1 or self.frame_step < 1 or self.resolution < 8:
             raise ValueError(
                 f"frames >= 1, frame_step >= 1 and resolution >= 8 required "

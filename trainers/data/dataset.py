@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainers.data.clip_list import ClipEntry, TaskClasses
 from trainers.data.readers import ReaderBackend, UnreadableVideo, open_video
-from trainers.data.sampling import ShortClipRule, frame_indices
-from trainers.data.transforms import center_crop_box, crop_resize, random_resized_crop_box
+from trainers.data.sampling import ShortClipRule, eval_clip_indices, frame_indices
+from trainers.data.transforms import center_crop_box, crop_resize, random_resized_crop_box, view_crop_boxes
 
 log = logging.getLogger("salt_budget.data")
 
@@ -46,6 +46,15 @@ class ClipSpec:
     decode_threads: int = 1
     decoded_cache_mb: float = 0
     max_retries: int = 20
+    # Evaluation only: temporal clips x spatial views per video (V-JEPA's multi-clip, multi-view evaluation).
+    clips: int = 1
+    views: int = 1
+
+    def __post_init__(self) -> None:
+        if self.clips < 1 or self.views < 1:
+            raise ValueError(f"clips and views must be >= 1 (got {self.clips}, {self.views})")
+        if self.train and self.clips * self.views > 1:
+            raise ValueError("several clips or views are an evaluation setting; training cuts one clip per sample")
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -76,24 +85,37 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def _frames(self, path: str, choose) -> tuple[list[np.ndarray], list[bool]]:
+        """Decoded frames of each clip `choose(video length)` names, as [(indices, short)]."""
+        spec = self.spec
+        video = self._decoded.get(path)
+        reader = open_video(path, spec.reader, spec.decode_threads) if video is None else None
+        cuts = choose(len(reader) if video is None else len(video))
+        if video is None and spec.decoded_cache_mb:
+            video = reader.get_frames(list(range(len(reader))))
+            if self._decoded_bytes + video.nbytes <= spec.decoded_cache_mb * 2**20:
+                self._decoded[path] = video
+                self._decoded_bytes += video.nbytes
+        if video is None:
+            wanted = np.concatenate([indices for indices, _ in cuts])
+            decoded = reader.get_frames(wanted)
+            return [decoded[i * spec.frames : (i + 1) * spec.frames] for i in range(len(cuts))], [s for _, s in cuts]
+        return [video[indices] for indices, _ in cuts], [short for _, short in cuts]
+
     def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
-        """One clip, or UnreadableVideo."""
+        """One clip, or UnreadableVideo. With several evaluation clips or views, `video` is
+        (views * clips, 3, T, H, W), view-major."""
         spec = self.spec
         entry = self.entries[index]
-        video = self._decoded.get(entry.path)
-        reader = open_video(entry.path, spec.reader, spec.decode_threads) if video is None else None
-        indices, short = frame_indices(
-            len(reader) if video is None else len(video), spec.frames, spec.frame_step, random_start=spec.train,
-            rng=rng, short_clip=spec.short_clip,
-        )
-        if video is None and spec.decoded_cache_mb:
-            whole = reader.get_frames(list(range(len(reader))))
-            if self._decoded_bytes + whole.nbytes <= spec.decoded_cache_mb * 2**20:
-                self._decoded[entry.path] = video = whole
-                self._decoded_bytes += whole.nbytes
-            frames = whole[indices]
-        else:
-            frames = reader.get_frames(indices) if video is None else video[indices]
+        if spec.clips * spec.views > 1:
+            cut, shorts = self._frames(entry.path, lambda n: eval_clip_indices(
+                n, spec.frames, spec.frame_step, spec.clips, short_clip=spec.short_clip))
+            boxes = view_crop_boxes(*cut[0].shape[1:3], spec.eval_crop_fraction, spec.views)
+            video = torch.stack([crop_resize(frames, box, spec.resolution) for box in boxes for frames in cut])
+            return {"video": video, "labels": torch.tensor(entry.labels, dtype=torch.int64), "index": index,
+                    "short": any(shorts)}
+        (frames,), (short,) = self._frames(entry.path, lambda n: [frame_indices(
+            n, spec.frames, spec.frame_step, random_start=spec.train, rng=rng, short_clip=spec.short_clip)])
         height, width = frames.shape[1:3]
         flip = False
         if spec.train:
@@ -141,11 +163,17 @@ class ClipSampler(Sampler):
     `shard` = (rank, world, chunk) splits the epoch for data-parallel processes: after `start`, the order
     is cut into chunks of `chunk` samples (a process's micro-batch) and process `rank` takes chunks rank,
     rank + world, ..., whole rounds only, so every process yields the same number. The chunks of one round
-    are what one process with `world` times the micro-batches would take in a row."""
+    are what one process with `world` times the micro-batches would take in a row.
+
+    `weights`, a probability per sample, replaces the permutation by as many weighted draws with replacement
+    (a mixture of lists, each drawn at its own share)."""
 
     def __init__(self, size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, start: int = 0,
-                 shard: tuple[int, int, int] | None = None):
+                 shard: tuple[int, int, int] | None = None, weights: np.ndarray | None = None):
+        if weights is not None and len(weights) != size:
+            raise ValueError(f"{len(weights)} sampling weights for {size} samples")
         self.size = size
+        self.weights = weights
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = epoch
@@ -157,11 +185,12 @@ class ClipSampler(Sampler):
         self.start = start
 
     def _positions(self) -> np.ndarray:
-        order = (
-            np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-            if self.shuffle
-            else np.arange(self.size)
-        )[self.start :]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.weights is not None:  # a weighted mixture: as many draws per epoch as samples, with replacement
+            order = rng.choice(self.size, self.size, replace=True, p=self.weights)
+        else:
+            order = rng.permutation(self.size) if self.shuffle else np.arange(self.size)
+        order = order[self.start :]
         if self.shard is None:
             return order
         rank, world, chunk = self.shard
@@ -233,11 +262,12 @@ class ClipLoader:
         min_attempts_for_check: int = 64,
         collate_fn: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] | None = None,
         shard: tuple[int, int] | None = None,
+        weights: np.ndarray | None = None,
     ):
         self.dataset = dataset
         # A process of a data-parallel run takes whole batches of the epoch in turn with the others.
         self.sampler = ClipSampler(len(dataset), shuffle=shuffle, seed=seed,
-                                   shard=None if shard is None else (*shard, batch_size))
+                                   shard=None if shard is None else (*shard, batch_size), weights=weights)
         self.max_bad_fraction = max_bad_fraction
         self.min_attempts_for_check = min_attempts_for_check
         self.stats = LoaderStats()

@@ -45,3 +45,16 @@ def frame_indices(
     if short_clip == "loop":
         return positions % num_video_frames, True
     return np.minimum(positions, (num_video_frames - 1) // frame_step * frame_step), True
+
+
+def eval_clip_indices(
+    num_video_frames: int, frames: int, frame_step: int, clips: int, *, short_clip: ShortClipRule = "pad",
+) -> list[tuple[np.ndarray, bool]]:
+    """The `clips` evaluation clips of a video (V-JEPA's multi-clip evaluation): starts evenly spaced from
+    the first frame to the last possible one, so together they cover the video; one clip is the centre
+    one. A video shorter than one clip gives `clips` copies of frame_indices' short clip."""
+    if clips == 1 or num_video_frames < clip_span(frames, frame_step):
+        return [frame_indices(num_video_frames, frames, frame_step, random_start=False, short_clip=short_clip)] * clips
+    slack = num_video_frames - clip_span(frames, frame_step)
+    starts = np.rint(np.linspace(0, slack, clips)).astype(int)
+    return [(start + frame_step * np.arange(frames), False) for start in starts]

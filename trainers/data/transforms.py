@@ -56,6 +56,19 @@ def center_crop_box(height: int, width: int, crop_fraction: float) -> Box:
     return (height - side) // 2, (width - side) // 2, side, side
 
 
+def view_crop_boxes(height: int, width: int, crop_fraction: float, views: int) -> list[Box]:
+    """The spatial views of multi-view evaluation: squares of center_crop_box's size, centred on the short
+    axis and evenly spaced along the long one (3 views: the two ends and the centre, V-JEPA's three
+    crops); one view is the centre crop."""
+    top, left, side, _ = center_crop_box(height, width, crop_fraction)
+    if views == 1:
+        return [(top, left, side, side)]
+    along = np.rint(np.linspace(0, max(height, width) - side, views)).astype(int)
+    if width >= height:
+        return [(top, int(offset), side, side) for offset in along]
+    return [(int(offset), left, side, side) for offset in along]
+
+
 def crop_resize(frames: np.ndarray, box: Box, size: int, flip: bool = False) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (3, T, size, size) uint8: crop `box`, resize with antialiasing, flip."""
     top, left, crop_h, crop_w = box
