@@ -30,4 +30,21 @@ class ExperimentConfig:
 def load_experiment(
     path: str | Path | None = None, overrides: Sequence[str] = (), *, base: Mapping[str, Any] | None = None
 ) -> ExperimentConfig:
-    return load_config(ExperimentConfig, path, overrides, base=base)
+    return absolute_lists(load_config(ExperimentConfig, path, overrides, base=base))
+
+
+def absolute_lists(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Clip-list paths made absolute against the directory the command runs in, as they were meant, so that
+    trials (which Ray may start elsewhere) and the saved config find the same files."""
+
+    def absolute(path: str) -> str:
+        return str(Path(path).expanduser().resolve())
+
+    data = cfg.data
+    data.train_list = data.train_list and absolute(data.train_list)
+    data.val_list = data.val_list and absolute(data.val_list)
+    for part in data.pretrain:
+        part.path = absolute(part.path)
+    for task in cfg.probe.tasks.values():
+        task.train_list, task.val_list = absolute(task.train_list), absolute(task.val_list)
+    return cfg

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.config import config_hash, to_dict
-from trainers.data.build import ResolvedData, build_dataset, resolve_data
+from trainers.data.build import ResolvedData, build_dataset, pretrain_entries, read_split, resolve_data
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
@@ -57,6 +57,22 @@ def probe_sets(data: DataConfig, cfg: ProbeConfig, *, progress: bool = True) -> 
 
 _LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir",
                 "decoded_cache_mb"}
+
+
+def prepare_data(data: DataConfig, cfg: ProbeConfig, *, progress: bool = True) -> list[str]:
+    """Generate the embedded set if needed and read every list a run will read (pre-training and each probe
+    task's), so that a wrong path or label fails before any training; lines saying what was found."""
+    resolved = resolve_data(data, progress=progress)
+    entries, weights = pretrain_entries(data, resolved)
+    source = ", ".join(f"{part.path} (weight {part.weight:g})" for part in data.pretrain) or "the train list"
+    lines = [f"pre-training: {len(entries)} clips from {source}"
+             + ("" if weights is None else ", drawn by weight with replacement")]
+    for probe_set in probe_sets(data, cfg, progress=progress):
+        sizes = {split: len(read_split(probe_set.resolved, split)) for split in ("train", "val")}
+        for task in probe_set.resolved.tasks:
+            lines.append(f"probe task {task.name}: {task.num_classes} classes, {sizes['train']} train / {sizes['val']} "
+                         f"val clips, {probe_set.clips} clip(s) x {probe_set.views} view(s)")
+    return lines
 
 
 def rankme(embeddings: torch.Tensor) -> float:

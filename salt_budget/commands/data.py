@@ -31,7 +31,8 @@ def add_parser(commands) -> None:
     synth.set_defaults(handler=_cmd_data_synth)
 
     prepare = data_commands.add_parser(
-        "prepare", help="make an experiment's data ready (generate the synthetic set into the cache)"
+        "prepare", help="make an experiment's data ready: generate the synthetic set into the cache, read every "
+        "pre-training and probe-task list"
     )
     add_experiment_args(prepare)
     prepare.set_defaults(handler=_cmd_data_prepare)
@@ -70,13 +71,13 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:
     from trainers.data.build import resolve_data
+    from trainers.evaluate import prepare_data
 
     cfg = load(args)
-    resolved = resolve_data(cfg.data)
-    for split, path in resolved.lists.items():
+    for split, path in resolve_data(cfg.data).lists.items():
         print(f"{split}: {path}")
-    for task in resolved.tasks:
-        print(f"task {task.name}: {task.num_classes} classes")
+    for line in prepare_data(cfg.data, cfg.probe):
+        print(line)
     return 0
 
 

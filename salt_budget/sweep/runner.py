@@ -220,7 +220,7 @@ def train_teachers(plan: Plan, resources: UnitResources, times: SweepTimes) -> N
 def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
               resources: Resources = Resources()) -> int:
     """Run every unit of `plan` that is not done; 0 when every allocation finished, 1 when some failed."""
-    from trainers.data.build import resolve_data
+    from trainers.evaluate import prepare_data
 
     resources.validate()
     check_resume(plan, resume)
@@ -233,8 +233,10 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
 
         units = unit_resources(resources, ray.cluster_resources())
         prepare_sweep_dir(plan, units.workers.count)
-        # Generate the synthetic set once, here, with every core, before trials would each wait on it.
-        resolve_data(plan.experiment.data)
+        # Generate the synthetic set once, here, with every core, before trials would each wait on it; and read
+        # every clip list now, so that a wrong path or label fails before hours of training.
+        for line in prepare_data(plan.experiment.data, plan.experiment.probe):
+            say(line)
         if units.workers.distributed:
             say(f"each unit trains on {units.workers.count} Ray Train workers ({units.workers.cpus:g} CPU, "
                 f"{units.workers.gpus:g} GPU each); {units.slots} unit(s) at a time")
