@@ -25,9 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainers.bench import cpu_name, matmul_tflops, peak_tflops, run_versions
 from trainers.config import ConfigError
-from trainers.data.build import build_dataset, resolve_data
+from trainers.data.build import build_dataset
 from trainers.encoders import build_encoder, encoder_description
-from trainers.evaluate import extract_features, fit_probe
+from trainers.evaluate import extract_features, fit_probe, probe_sets
 from trainers.flops import forward_matmul_flops
 from trainers.loop import resolve_device
 from trainers.models.probe import AttentiveProbe
@@ -101,7 +101,9 @@ def bench_probe(experiment: Any, *, encoder_preset: str | None = None, warmup: i
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    resolved = resolve_data(data, progress=False)
+    # The first task's lists (probe.tasks, or the data section's), read one clip and one view a video.
+    probe_set = probe_sets(data, cfg, progress=False)[0]
+    data, resolved = probe_set.data, probe_set.resolved
     sizes = {split: len(build_dataset(data, split, train=False, resolved=resolved)) for split in ("train", "val")}
     needed = (warmup + batches) * cfg.extract_batch_size
     if sizes["train"] < needed:
