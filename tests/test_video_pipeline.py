@@ -10,7 +10,7 @@ from trainers.data.build import build_dataset, resolve_data
 from trainers.data.clip_list import ClipEntry, TaskClasses, read_clip_list
 from trainers.data.config import DataConfig, SyntheticConfig
 from trainers.data.dataset import ClipLoader, ClipSpec, DataError, VideoClipDataset
-from trainers.data.readers import PyAVReader, UnreadableVideo, open_video
+from trainers.data.readers import DecordReader, PyAVReader, UnreadableVideo, open_video
 from trainers.data.synthetic import generate_synthetic, read_meta, render_split_clip, split_labels
 
 TASKS = [TaskClasses("appearance", 10), TaskClasses("motion", 10)]
@@ -193,13 +193,14 @@ def test_experiment_names_embedded_set_and_it_is_cached(tmp_path, monkeypatch):
         resolve_data(DataConfig(cache_dir=str(tmp_path), synthetic=cfg.synthetic, tasks=["k400"]), progress=False)
 
 
-def test_pyav_stands_in_when_decord_is_not_installed(small_synth, monkeypatch):
+def test_pyav_stands_in_when_no_seeking_reader_is_installed(small_synth, monkeypatch):
     _, folder = small_synth
     path = entries_of(folder)[2].path
     monkeypatch.setattr("trainers.data.readers.decord_available", lambda: False)
+    monkeypatch.setattr("trainers.data.readers.torchcodec_available", lambda: False)
     reader = open_video(path)
     assert isinstance(reader, PyAVReader) and len(reader) == 16
-    assert np.array_equal(reader.get_frames([1, 5]), open_video(path, "decord").get_frames([1, 5]))
+    assert np.array_equal(reader.get_frames([1, 5]), DecordReader(path).get_frames([1, 5]))
 
 
 def test_decoded_cache_gives_the_same_clips_and_skips_decoding(small_synth, monkeypatch):

@@ -55,8 +55,10 @@ def probe_sets(data: DataConfig, cfg: ProbeConfig, *, progress: bool = True) -> 
     return sets
 
 
-_LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir",
-                "decoded_cache_mb"}
+# The readers agree frame for frame on the CPU (tests/test_readers_torchcodec.py). NVDEC (decode_device cuda)
+# converts colours its own way, close to FFmpeg's but not measured here (no GPU); it is keyed like the reader.
+_LOADER_ONLY = {"workers", "pin_memory", "decode_threads", "reader", "decode_device", "max_bad_fraction",
+                "cache_dir", "decoded_cache_mb"}
 
 
 def prepare_data(data: DataConfig, cfg: ProbeConfig, *, progress: bool = True) -> list[str]:

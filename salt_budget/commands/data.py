@@ -108,10 +108,14 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
     import torch
 
     from trainers.data.build import build_dataset, build_loader, resolve_data
+    from trainers.data.readers import installed_readers
 
     cfg = load(args)
     resolved = resolve_data(cfg.data)
     dataset = build_dataset(cfg.data, args.split, train=args.split == "train", resolved=resolved)
+    installed = installed_readers()
+    reader = cfg.data.reader if cfg.data.reader != "auto" else f"auto: {(installed or ['none'])[0]}"
+    print(f"reader {reader} (installed, fastest first: {', '.join(installed) or 'none'})")
     needed = (args.batches + 1) * args.batch_size
     if len(dataset) < needed:
         dataset.entries = (dataset.entries * (needed // len(dataset) + 1))[:needed]
@@ -135,7 +139,8 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "host": platform.node(), "cpus": __import__("os").cpu_count(),
             "torch": torch.__version__, "frames": cfg.data.frames, "frame_step": cfg.data.frame_step,
-            "resolution": cfg.data.resolution, "batch_size": args.batch_size, "results": results,
+            "resolution": cfg.data.resolution, "batch_size": args.batch_size, "reader": reader,
+            "results": results,
         }
         with open(args.json_out, "w") as handle:
             json.dump(record, handle, indent=2)

@@ -23,7 +23,8 @@ Schedule = Literal["wsd", "cosine"]
 BASELINES = ("vjepa2",)  # what --baselines can add; the name is also the rows' role
 
 # Loader settings change how fast clips arrive, not which clips (as trainers/evaluate.py keys its feature cache).
-LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "max_bad_fraction", "cache_dir"})
+LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "decode_device", "max_bad_fraction",
+                         "cache_dir"})
 
 
 class Budgeted:

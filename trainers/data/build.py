@@ -78,6 +78,7 @@ def clip_spec(cfg: DataConfig, *, train: bool, clips: int = 1, views: int = 1) -
         short_clip=cfg.short_clip,
         reader=cfg.reader,
         decode_threads=cfg.decode_threads,
+        decode_device=cfg.decode_device,
         decoded_cache_mb=cfg.decoded_cache_mb,
         clips=clips,
         views=views,

@@ -76,6 +76,10 @@ class DataConfig:
 
     reader: Literal["auto", "decord", "pyav", "torchcodec"] = "auto"
     decode_threads: int = 1
+    # torchcodec only: "cuda" decodes on the GPU (NVDEC) where one is present and the torchcodec build has
+    # CUDA, else it falls back to the CPU with a warning. It frees CPU time, not GPU time: frames come back
+    # to the CPU for cropping. In DataLoader workers started by fork CUDA cannot start: use workers: 0.
+    decode_device: Literal["cpu", "cuda"] = "cpu"
     workers: int = 2
     # Keep each decoded video in memory (per loading process) up to this many MB, so that later epochs
     # skip decoding: for small sets such as the embedded one at 32 px (about 100 MB for 1,000 clips of
@@ -106,6 +110,8 @@ class DataConfig:
             raise ValueError(f"eval_crop_fraction must lie in (0, 1] (got {self.eval_crop_fraction})")
         if not 0 <= self.max_bad_fraction < 1:
             raise ValueError(f"max_bad_fraction must lie in [0, 1) (got {self.max_bad_fraction})")
+        if self.decode_device not in ("cpu", "cuda"):
+            raise ValueError(f"decode_device must be 'cpu' or 'cuda' (got {self.decode_device!r})")
         if self.workers < 0 or self.decode_threads < 1 or self.decoded_cache_mb < 0:
             raise ValueError("workers and decoded_cache_mb must be >= 0 and decode_threads >= 1")
         if len(set(self.tasks)) != len(self.tasks):

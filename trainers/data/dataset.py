@@ -44,6 +44,7 @@ class ClipSpec:
     short_clip: ShortClipRule = "pad"
     reader: ReaderBackend = "auto"
     decode_threads: int = 1
+    decode_device: str = "cpu"
     decoded_cache_mb: float = 0
     max_retries: int = 20
     # Evaluation only: temporal clips x spatial views per video (V-JEPA's multi-clip, multi-view evaluation).
@@ -89,7 +90,7 @@ class VideoClipDataset(Dataset):
         """Decoded frames of each clip `choose(video length)` names, as [(indices, short)]."""
         spec = self.spec
         video = self._decoded.get(path)
-        reader = open_video(path, spec.reader, spec.decode_threads) if video is None else None
+        reader = open_video(path, spec.reader, spec.decode_threads, spec.decode_device) if video is None else None
         cuts = choose(len(reader) if video is None else len(video))
         if video is None and spec.decoded_cache_mb:
             video = reader.get_frames(list(range(len(reader))))
