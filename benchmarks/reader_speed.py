@@ -36,6 +36,7 @@ from trainers.data.readers import (
     reader_available,
 )
 from trainers.data.sampling import frame_indices
+from trainers.data.synthetic import encode_h264
 
 
 def width_of(size: int) -> int:
@@ -75,20 +76,7 @@ def render(size: int, seconds: float, fps: int, seed: int) -> np.ndarray:
 
 
 def write_h264(path: Path, frames: np.ndarray, fps: int) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        for index, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts = index
-            for packet in stream.encode(picture):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(path, frames, fps, {"crf": "23", "preset": "veryfast"})
 
 
 def make_videos(work_dir: Path, size: int, count: int, seconds: float, fps: int) -> list[Path]:

@@ -23,7 +23,7 @@ from trainers.data.readers import (
     open_video,
 )
 from trainers.data.sampling import frame_indices
-from trainers.data.synthetic import write_mp4
+from trainers.data.synthetic import encode_h264, write_mp4
 
 FRAMES = 40
 READER_CLASS = {"decord": DecordReader, "pyav": PyAVReader, "torchcodec": TorchCodecReader}
@@ -51,22 +51,10 @@ def moving_frames(frames: int = FRAMES, height: int = 48, width: int = 64) -> np
 
 def write_gop_clip(path, frames: np.ndarray, keyframe_every: int, faststart: bool = False) -> None:
     """H.264 with a keyframe every `keyframe_every` frames, so that reading a frame means seeking."""
-    import av
-
     options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", options={"fflags": "+bitexact", **options}) as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1",
-                          "x264-params": f"keyint={keyframe_every}:min-keyint={keyframe_every}:scenecut=0"}
-        for index, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts = index
-            for packet in stream.encode(picture):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(path, frames, 25, {"crf": "18", "preset": "veryfast", "threads": "1",
+                                   "x264-params": f"keyint={keyframe_every}:min-keyint={keyframe_every}:scenecut=0"},
+                {"fflags": "+bitexact", **options})
 
 
 @pytest.fixture(scope="module")

@@ -43,20 +43,18 @@ TASKS = {
 }
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: int = 18) -> None:
-    """(T, H, W, 3) uint8 RGB -> H.264 MP4 (yuv420p), the same bytes for the same frames.
-
-    x264's macroblock tree made the bytes of a clip depend on what the process had encoded
-    before (seen on 64 px clips), so it is off; one encoder thread, explicit timestamps and
-    bit-exact muxing remove the other sources of variation."""
+def encode_h264(path: str | os.PathLike, frames: np.ndarray, fps: int, options: dict[str, str],
+                container_options: dict[str, str] | None = None, thread_count: int | None = None) -> None:
+    """(T, H, W, 3) uint8 RGB -> H.264 (yuv420p) with libx264 `options`, frame i at timestamp i."""
     import av
 
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+    with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+        if thread_count is not None:
+            stream.codec_context.thread_count = thread_count
+        stream.options = options
         for index, frame in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
             picture.pts = index
@@ -64,6 +62,16 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: in
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, crf: int = 18) -> None:
+    """(T, H, W, 3) uint8 RGB -> H.264 MP4 (yuv420p), the same bytes for the same frames.
+
+    x264's macroblock tree made the bytes of a clip depend on what the process had encoded
+    before (seen on 64 px clips), so it is off; one encoder thread, explicit timestamps and
+    bit-exact muxing remove the other sources of variation."""
+    encode_h264(path, frames, fps, {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"},
+                {"fflags": "+bitexact"}, thread_count=1)
 
 
 def split_labels(cfg: SyntheticConfig, split: str) -> np.ndarray:
