@@ -123,7 +123,10 @@ def test_ladder_trains_the_longest_teacher_plus_the_shorter_ones_cool_downs(expe
     cosine = plan_of(experiment, total_steps=(120, 240), teacher_steps=(20, 40, 80), teacher_schedule="cosine")
     assert ladders(cosine)[0].steps_to_train() == 140
     text = format_plan(plan, plan_frame(plan))
-    assert "95 trained by the sweep" in text and "N240_T80-tiny_S160-tiny_seed0" in text
+    assert "teacher steps: 95 trained for 3 teachers (140 if each were its own run)" in text
+    assert "N240_T80-tiny_S160-tiny_seed0" in text
+    # The students of each teacher share a trunk too: 220 + 25, 200 + 20 and 160 + 10 steps of 800.
+    assert "student steps: 635 trained, 800 summed over the allocations" in text
 
 
 def test_keys_name_the_artifact_not_where_or_how_it_is_loaded(experiment, tmp_path):

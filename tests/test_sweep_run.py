@@ -3,6 +3,7 @@ sweep with the V-JEPA 2 baseline on Ray end to end, a rerun that trains nothing,
 resumed to the same table, and trials that fail for good."""
 
 import hashlib
+import json
 import multiprocessing
 import os
 import signal
@@ -41,11 +42,13 @@ MICRO = [
     "student.run.checkpoint_every=3", "vjepa2.run.checkpoint_every=3",
     "probe.epochs=2", "probe.batch_size=8",
 ]
-# Budget 24 with teachers of 4, 8 and 12 steps: one trunk of 12 steps, branches cooling down 1 and 2 steps;
-# the baseline trains all 24 steps.
-SWEEP = ["sweep", "--total-steps", "24", "--teacher-steps", "4", "8", "12", "--teacher-sizes", "nano",
+# Budgets 12 and 24 with teachers of 4 and 8 steps: one teacher trunk of 8 steps, the 4-step teacher a branch
+# cooling down 1 step. The students of each teacher form a ladder: T4's students of 20 and 8 steps (a trunk of
+# 20, a branch from step 6 cooling down 2 steps), T8's of 16 and 4 (a trunk of 16, a branch from step 3). The
+# baseline (constant lr, constant EMA momentum) trains 24 steps once; its 12-step run is the trunk's step 12.
+SWEEP = ["sweep", "--total-steps", "12", "24", "--teacher-steps", "4", "8", "--teacher-sizes", "nano",
          "--student-size", "nano", "--baselines", "vjepa2", "--name", "micro"]
-ROWS = 3 + 3 * 4 + 4  # three teachers, three students and the baseline probed at four checkpoints
+ROWS = 2 + 4 * 4 + 2 * 4  # two teachers, four students and two baseline runs probed at four checkpoints
 
 
 def overrides(runs: Path, cache: Path, *extra: str) -> list[str]:
@@ -171,10 +174,10 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
     assert len(table) == ROWS and not table.duplicated(["unit_key", "step"]).any()
     assert (table.status == "ok").all()
     teachers, students = table[table.role == "teacher"], table[table.role == "student"]
-    assert sorted(teachers.teacher_steps) == [4, 8, 12]
+    assert sorted(teachers.teacher_steps) == [4, 8]
     assert students.groupby("allocation_id").step.apply(list).to_dict() == {
-        "N24_T4-nano_S20-nano_seed0": [5, 10, 15, 20], "N24_T8-nano_S16-nano_seed0": [4, 8, 12, 16],
-        "N24_T12-nano_S12-nano_seed0": [3, 6, 9, 12]}
+        "N12_T4-nano_S8-nano_seed0": [2, 4, 6, 8], "N12_T8-nano_S4-nano_seed0": [1, 2, 3, 4],
+        "N24_T4-nano_S20-nano_seed0": [5, 10, 15, 20], "N24_T8-nano_S16-nano_seed0": [4, 8, 12, 16]}
     for column in ("train_acc_appearance", "train_acc_motion", "rankme", "loss_final", "loss_smoothed",
                    "context_ratio", "train_wall_s", "flops_total"):
         assert table[column].notna().all(), column
@@ -184,13 +187,24 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
         converged = table[f"converged_{task}"].astype(bool)
         assert table.loc[converged, f"acc_{task}"].between(0, 1).all()
         assert table.loc[~converged, f"acc_{task}"].isna().all()
-    assert (students.budget == 24).all() and (students.teacher_steps + students.student_steps == 24).all()
+    assert (students.teacher_steps + students.student_steps == students.budget).all()
     assert (table.flops_total == table.flops_teacher + table.flops_student).all()
-    # The ladder: one 12-step trunk, branches of 1 and 2 cool-down steps; 15 teacher steps, not 4 + 8 + 12.
+    # The teacher ladder: one 8-step trunk and a 1-step cool-down branch; 9 teacher steps, not 4 + 8.
     logged = {path.parent.name: len(path.read_text().splitlines())
               for path in (sweep_dir / "teachers").glob("*/metrics.jsonl")}
-    assert sorted(logged.values()) == [1, 2, 12] and sum(logged.values()) == 12 + 1 + 2
-    assert len(list((sweep_dir / "trials").iterdir())) == 3
+    assert sorted(logged.values()) == [1, 8]
+    # The student ladders: trunks of 20 and 16 steps, branches that train only their cool-downs (2 and 1 steps),
+    # 39 student steps instead of 48; a branch's checkpoints before its branch point are its trunk's.
+    trials = {path.name.split("-nano_seed0")[0]: path for path in (sweep_dir / "trials").iterdir()}
+    assert len(trials) == 4
+    logged = {name: [json.loads(line)["step"] for line in (path / "metrics.jsonl").read_text().splitlines()]
+              for name, path in trials.items()}
+    assert logged["N24_T4-nano_S20"] == list(range(1, 21)) and logged["N12_T4-nano_S8"] == [7, 8]
+    assert logged["N24_T8-nano_S16"] == list(range(1, 17)) and logged["N12_T8-nano_S4"] == [4]
+    branch = students[students.allocation_id == "N12_T4-nano_S8-nano_seed0"].set_index("step")
+    assert all(str(trials["N24_T4-nano_S20"]) in branch.checkpoint[step] for step in (2, 4, 6))
+    assert str(trials["N12_T4-nano_S8"]) in branch.checkpoint[8]
+    assert branch.flops_student[8] == pytest.approx(branch.flops_student[4] * 2, rel=0.1)
     # Predicted FLOPs (plan.csv, before training) against the loop's measured count.
     plan = pd.read_csv(sweep_dir / "plan.csv").set_index("allocation_id")
     final = students[students.is_final].set_index("allocation_id")
@@ -201,9 +215,9 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
 def test_the_baseline_trains_the_whole_budget_with_its_own_rows(micro_sweep, cache):
     _, sweep_dir, _ = micro_sweep
     table = read_results(sweep_dir)
-    baseline = table[table.role == "vjepa2"]
+    baseline = table[(table.role == "vjepa2") & (table.budget == 24)]
     assert baseline.step.tolist() == [6, 12, 18, 24] and baseline.is_final.tolist() == [False] * 3 + [True]
-    assert (baseline.allocation_id == "N24_vjepa2-nano_seed0").all() and (baseline.budget == 24).all()
+    assert (baseline.allocation_id == "N24_vjepa2-nano_seed0").all()
     assert (baseline.student_size == "nano").all() and (baseline.student_steps == 24).all()
     assert baseline[["teacher_key", "teacher_size", "teacher_steps", "teacher_share"]].isna().all().all()
     assert baseline.rankme.notna().all() and baseline.target_std.between(0.1, 1).all()
@@ -217,9 +231,18 @@ def test_the_baseline_trains_the_whole_budget_with_its_own_rows(micro_sweep, cac
     per_clip = vjepa2_flops_per_clip(unit.cfg, plan.experiment.data)
     assert baseline.flops_total.iloc[-1] == pytest.approx(per_clip * 4 * 24, rel=0.05)
     assert unit.key == baseline.unit_key.iloc[0]  # the plan finds the run it trained
-    payload = load_checkpoint(sweep_dir / "baselines" / f"{unit.id}-{unit.key[:8]}" / "checkpoints" /
-                              "step_00000024.pt")
+    run_dir = sweep_dir / "baselines" / f"{unit.id}-{unit.key[:8]}"
+    payload = load_checkpoint(run_dir / "checkpoints" / "step_00000024.pt")
     assert payload["kind"] == "vjepa2" and {"encoder_state", "online_state"} <= set(payload)
+    # The 12-step run at constant lr is the 24-step run's first 12 steps: read from its folder, never trained.
+    short = table[(table.role == "vjepa2") & (table.budget == 12)].set_index("step")
+    assert list(short.index) == [3, 6, 9, 12] and short.is_final.tolist() == [False] * 3 + [True]
+    assert all(str(run_dir) in path for path in short.checkpoint)
+    [short_dir] = (sweep_dir / "baselines").glob("N12_vjepa2-*")  # its lock only: no checkpoint, no metrics
+    assert not list(short_dir.rglob("*.pt")) and not (short_dir / "metrics.jsonl").exists()
+    assert short.flops_total[12] == pytest.approx(per_clip * 4 * 12, rel=0.05)
+    shared = baseline.set_index("step").loc[[6, 12]]
+    assert (short.loc[[6, 12], "acc_motion"].fillna(-1) == shared.acc_motion.fillna(-1)).all()
 
 
 def test_a_rerun_trains_nothing_and_adds_no_rows(micro_sweep, cache, capsys):
@@ -237,7 +260,8 @@ def test_a_rerun_trains_nothing_and_adds_no_rows(micro_sweep, cache, capsys):
 def test_an_optuna_search_over_trained_allocations_stores_its_study_and_adds_nothing(micro_sweep, cache, capsys):
     _, sweep_dir, _ = micro_sweep
     before = fingerprint(sweep_dir)
-    assert main([*SWEEP, "--search", "optuna", "--trials", "2", *overrides(sweep_dir.parent, cache)]) == 0
+    one_budget = [arg for arg in SWEEP if arg != "12"]  # a search looks at one budget; its units are trained
+    assert main([*one_budget, "--search", "optuna", "--trials", "2", *overrides(sweep_dir.parent, cache)]) == 0
     out = capsys.readouterr().out
     assert "2 of 2 allocations finished" in out or "1 of 1 allocations finished" in out  # TPE may propose one twice
     assert "best final student: N24_T" in out

@@ -169,11 +169,14 @@ def train(
     config: dict[str, Any],
     init_from: str | os.PathLike | None = None,
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> Path:
     """Train `stage` for optim.steps steps in `run_dir`; returns the final checkpoint's path.
 
     `init_from` starts a fresh run from another run's checkpoint (weights, optimiser, data
-    position, step): a cool-down branch off a constant-lr trunk."""
+    position, step): a cool-down branch off a constant-lr trunk. `stop_at` pauses the run at that
+    step, with a checkpoint and a metrics row there, and returns that checkpoint: a trunk trained as far
+    as a branch needs; started again, the run continues as from any checkpoint."""
     run_dir = Path(run_dir)
     ranks, device = ranks_from_environment(resolve_device(run.device))
     progress = progress and ranks.main
@@ -205,6 +208,7 @@ def train(
     groups = param_groups(stage.trainable)
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
                                   fused=device.type == "cuda")
+    end = optim.steps if stop_at is None else min(int(stop_at), optim.steps)
     state = LoopState()
     existing = list_checkpoints(ckpt_dir)
     source = existing[-1][1] if existing else (Path(init_from) if init_from else None)
@@ -248,7 +252,7 @@ def train(
     window_start = time.perf_counter()
     step_flops = 0.0  # this process's, since the last read-back
     with open(metrics_path if ranks.main else os.devnull, "a") as metrics_file:
-        while state.step < optim.steps:
+        while state.step < end:
             started = time.perf_counter()
             parts = [next(stream) for _ in range(passes)]
             waited = time.perf_counter() - started
@@ -278,8 +282,8 @@ def train(
                                 *((k, v) for k, v in logged.items() if k not in on_device)]:
                 window[key] = window.get(key, 0.0) + amount
             checkpoint_due = (state.step % run.checkpoint_every == 0 or state.step in keep
-                              or state.step == optim.steps)
-            log_due = state.step % run.log_every == 0 or state.step == optim.steps
+                              or state.step == optim.steps or state.step == end)
+            log_due = state.step % run.log_every == 0 or state.step == optim.steps or state.step == end
             if log_due or checkpoint_due:  # never write a checkpoint before its steps' losses are known finite
                 for key, amount in pending.read(stage.kind, last_good).items():
                     window[key] = window.get(key, 0.0) + amount
@@ -303,7 +307,7 @@ def train(
             if checkpoint_due:
                 last_good = save(state.step)
     barrier(ranks)  # every process returns once the final checkpoint is written
-    return checkpoint_path(ckpt_dir, optim.steps)
+    return checkpoint_path(ckpt_dir, max(end, state.step))
 
 
 def mask_to_device(mask: MaskSet, device: torch.device) -> MaskSet:

@@ -20,33 +20,34 @@ StageConfig = TeacherConfig | StudentConfig | VJEPA2Config
 def _train_stage(
     stage_class: type[TeacherStage] | type[StudentStage] | type[VJEPA2Stage], cfg: StageConfig, data: DataConfig,
     run_dir: str | os.PathLike, seed: int, init_from: str | os.PathLike | None, progress: bool,
+    stop_at: int | None = None,
 ) -> Path:
     torch.manual_seed(seed)  # the initial weights are part of what the seed reproduces
     stage = stage_class(cfg, data)
     config = {"kind": stage.kind, "seed": seed, "data": to_dict(data), stage.kind: to_dict(cfg)}
     return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
-                 init_from=init_from, progress=progress)
+                 init_from=init_from, progress=progress, stop_at=stop_at)
 
 
 def train_teacher(
     cfg: TeacherConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
-    init_from: str | os.PathLike | None = None, progress: bool = True,
+    init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
     """Stage 1 (V-Pixel). Returns the final checkpoint."""
-    return _train_stage(TeacherStage, cfg, data, run_dir, seed, init_from, progress)
+    return _train_stage(TeacherStage, cfg, data, run_dir, seed, init_from, progress, stop_at)
 
 
 def train_student(
     cfg: StudentConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
-    init_from: str | os.PathLike | None = None, progress: bool = True,
+    init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
     """Stage 2 (SALT) against the frozen teacher at cfg.teacher_checkpoint. Returns the final checkpoint."""
-    return _train_stage(StudentStage, cfg, data, run_dir, seed, init_from, progress)
+    return _train_stage(StudentStage, cfg, data, run_dir, seed, init_from, progress, stop_at)
 
 
 def train_vjepa2(
     cfg: VJEPA2Config, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
-    init_from: str | os.PathLike | None = None, progress: bool = True,
+    init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
     """The V-JEPA 2 baseline (EMA target). Returns the final checkpoint; its encoder_state is the EMA copy."""
-    return _train_stage(VJEPA2Stage, cfg, data, run_dir, seed, init_from, progress)
+    return _train_stage(VJEPA2Stage, cfg, data, run_dir, seed, init_from, progress, stop_at)

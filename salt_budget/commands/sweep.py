@@ -11,7 +11,8 @@ def add_parser(commands) -> None:
     sweep = commands.add_parser(
         "sweep", help="train every teacher/student split of a step budget (T + S = N) on Ray Tune",
         description="Plan every allocation T + S = N, train each distinct teacher once (a checkpoint ladder with "
-        "the wsd schedule), then one Ray Tune trial per allocation (student, probes at several checkpoints); "
+        "the wsd schedule), then one Ray Tune trial per allocation (student, probes at several checkpoints; with "
+        "wsd the students of one teacher share a trunk); "
         "rows go to runs/<name>/results.parquet; --baselines adds baseline runs trained for each whole budget. "
         "Default teacher shares: 1/12, 1/6, 1/3, 1/2.",
     )
@@ -39,8 +40,12 @@ def add_parser(commands) -> None:
     sweep.add_argument("--teacher-schedule", choices=["wsd", "cosine"], default="wsd",
                        help="wsd: one constant-lr trunk + a cool-down branch per teacher (each step trained once); "
                             "cosine: the paper's schedule, one run per teacher")
+    sweep.add_argument("--student-schedule", choices=["wsd", "cosine"], default=None,
+                       help="wsd: the students of one teacher at several budgets share a constant-lr trunk, each "
+                            "shorter one a cool-down branch; cosine: one run per allocation (default: the teacher "
+                            "schedule)")
     sweep.add_argument("--cooldown-fraction", type=float, default=0.2,
-                       help="wsd: each teacher's cool-down as a share of its steps (default 0.2)")
+                       help="wsd: each teacher's and student's cool-down as a share of its steps (default 0.2)")
     sweep.add_argument("--probe-points", type=int, default=4,
                        help="student checkpoints probed, evenly spaced, the final one included (default 4)")
     sweep.add_argument("--baselines", default=(), metavar="METHOD", **several,
@@ -64,7 +69,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         total_steps=args.total_steps, total_flops=args.total_flops, name=args.name, teacher_sizes=args.teacher_sizes,
         teacher_steps=args.teacher_steps, teacher_fractions=args.teacher_fractions,
         student_size=args.student_size, seeds=args.seeds, search=args.search, trials=args.trials,
-        teacher_schedule=args.teacher_schedule, cooldown_fraction=args.cooldown_fraction,
+        teacher_schedule=args.teacher_schedule, student_schedule=args.student_schedule,
+        cooldown_fraction=args.cooldown_fraction,
         probe_points=args.probe_points, baselines=args.baselines,
     )
     overrides = [*getattr(args, "late_overrides", []), *args.overrides]

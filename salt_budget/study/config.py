@@ -54,6 +54,7 @@ class StudyConfig:
     # that ask for the same allocation share it only with equal probe points.
     probe_points: int = 3
     teacher_schedule: Literal["wsd", "cosine"] = "wsd"
+    student_schedule: Literal["wsd", "cosine"] | None = None  # None: the teacher schedule
     ablations: dict[str, AblationConfig] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -115,7 +116,8 @@ def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep
                 total_steps=tuple(ablation.total_steps), name=folder, teacher_sizes=tuple(ablation.teacher_sizes),
                 teacher_steps=tuple(ablation.teacher_steps), teacher_fractions=ablation.fractions(where),
                 student_size=ablation.student_size, seeds=tuple(ablation.seeds or study.seeds),
-                teacher_schedule=study.teacher_schedule, probe_points=study.probe_points,
+                teacher_schedule=study.teacher_schedule, student_schedule=study.student_schedule,
+                probe_points=study.probe_points,
             )
             sweeps.append(StudySweep(name, variant, folder, tuple(extra), experiment, options))
     return sweeps

@@ -2,6 +2,11 @@
 (matched total steps), probed at as many checkpoints as a student, one row per checkpoint with the method
 as its role. One Ray task per baseline run, after the students; a retried or resumed task continues
 from the run's last checkpoint and probes only the checkpoints that have no row yet.
+
+A wsd baseline whose EMA momentum is constant does not depend on its length before its cool-down, so the
+runs of one method and seed at several budgets form a ladder (ladder.py): the longest trains once, a shorter
+one is its cool-down from the trunk, and without a cool-down (constant lr) its step-N checkpoint is the
+N-step run.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from trainers.locks import file_lock
+from salt_budget.sweep.ladder import TRUNK_LOCK, train_rung
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.ray_tasks import run_as_tasks
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
@@ -23,14 +29,20 @@ if TYPE_CHECKING:
     from salt_budget.sweep.runner import UnitResources
 
 
-def _train(unit: BaselineUnit, plan: Plan) -> float:
+def _train(unit: BaselineUnit, plan: Plan, rank: int | None = None) -> float:
+    """Train the run (and its ladder's trunk as far as it needs, as a student's trial does); the seconds spent."""
     from trainers.train import train_vjepa2
 
-    if unit.final_checkpoint.is_file():
+    ladder = plan.baseline_ladders[unit.id]
+    if ladder.is_trained(unit):
         return 0.0
-    record_process(unit.run_dir)
+
+    def train_run(rung: BaselineUnit, cfg, **kwargs) -> None:
+        record_process(rung.run_dir)
+        train_vjepa2(cfg, plan.experiment.data, rung.run_dir, seed=rung.seed, progress=False, **kwargs)
+
     started = time.perf_counter()
-    train_vjepa2(unit.cfg, plan.experiment.data, unit.run_dir, seed=unit.seed, progress=False)
+    train_rung(ladder, unit, train_run, locked=rank is None, write=rank in (None, 0))
     return time.perf_counter() - started
 
 
@@ -38,14 +50,16 @@ def _probe(unit: BaselineUnit, plan: Plan) -> float:
     """Probe the checkpoints that have no row yet; the seconds spent."""
     spent = 0.0
     done = ok_steps(read_results(plan.sweep_dir), unit.key)
+    ladder = plan.baseline_ladders[unit.id]
     for step in unit.checkpoint_steps:
         if step in done:
             continue
         started = time.perf_counter()
-        result = probe_result(unit.run_dir / "checkpoints" / f"step_{step:08d}.pt", plan, unit.seed)
+        checkpoint = ladder.checkpoint(unit, step)
+        result = probe_result(checkpoint, plan, unit.seed)
         seconds = time.perf_counter() - started
         spent += seconds
-        append_rows(plan.sweep_dir, [baseline_row(unit, step, result, sweep=plan.name,
+        append_rows(plan.sweep_dir, [baseline_row(unit, checkpoint, step, result, sweep=plan.name,
                                                   config_hash=plan.config_hash, probe_s=seconds)])
     return spent
 
@@ -60,13 +74,14 @@ def train_and_probe_baseline(unit: BaselineUnit, plan: Plan) -> dict[str, Any]:
 
 def baseline_on_rank(unit: BaselineUnit, plan: Plan, rank: int) -> dict[str, Any]:
     """One Ray Train worker of a baseline run: every rank trains, rank 0 then probes and writes the rows."""
-    train_s = _train(unit, plan)
+    train_s = _train(unit, plan, rank)
     return {"train_s": train_s, "probe_s": _probe(unit, plan) if rank == 0 else 0.0}
 
 
 def baseline_on_workers(unit: BaselineUnit, plan: Plan, workers: Workers, max_failures: int) -> dict[str, Any]:
     """A Ray task that runs one baseline on `workers` (Ray Train) and waits."""
-    with file_lock(unit.run_dir / ".lock"):
+    trunk = plan.baseline_ladders[unit.id].trunk
+    with file_lock(unit.run_dir / ".lock"), file_lock(trunk.run_dir / TRUNK_LOCK):
         return run_on_workers(baseline_on_rank, unit, plan, run_dir=unit.run_dir, name=f"baseline-{unit.key[:12]}",
                               workers=workers, max_failures=max_failures)
 

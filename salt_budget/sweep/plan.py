@@ -19,9 +19,10 @@ from salt_budget.experiment import ExperimentConfig
 from salt_budget.sweep.costs import (
     student_flops_per_clip, teacher_flops_per_clip, token_grid, vjepa2_flops_per_clip,
 )
+from salt_budget.sweep.ladder import RunLadder, ladder_group, ladders_of
 from salt_budget.sweep.units import (
-    BASELINES, Allocation, BaselineUnit, Schedule, StudentUnit, TeacherId, TeacherUnit, baseline_unit, student_unit,
-    teacher_unit,
+    BASELINES, Allocation, BaselineUnit, Schedule, StudentUnit, TeacherId, TeacherUnit, baseline_unit, data_view,
+    student_unit, teacher_unit,
 )
 
 # The paper's shares at 240k steps (20k, 40k, 80k teacher steps) and its 80k + 80k split of 160k.
@@ -46,6 +47,7 @@ class SweepOptions:
     search: Literal["grid", "optuna"] = "grid"
     trials: int | None = None
     teacher_schedule: Schedule = "wsd"
+    student_schedule: Schedule | None = None  # None: the teachers' (wsd: students of a teacher share a trunk)
     cooldown_fraction: float = 0.2
     probe_points: int = 4
     baselines: tuple[str, ...] = ()  # methods of BASELINES, each trained once per budget and seed
@@ -54,6 +56,10 @@ class SweepOptions:
     @property
     def budgets(self) -> tuple[float, ...]:
         return tuple(dict.fromkeys(self.total_flops or self.total_steps))
+
+    @property
+    def students_schedule(self) -> Schedule:
+        return self.student_schedule or self.teacher_schedule
 
 
 @dataclass
@@ -65,6 +71,9 @@ class Plan:
     teachers: dict[TeacherId, TeacherUnit] = field(default_factory=dict)
     students: dict[str, StudentUnit] = field(default_factory=dict)  # by allocation id
     baselines: dict[str, BaselineUnit] = field(default_factory=dict)  # by baseline id
+    # The ladder each student (by allocation id) and baseline (by baseline id) trains in (ladder.py).
+    student_ladders: dict[str, RunLadder] = field(default_factory=dict)
+    baseline_ladders: dict[str, RunLadder] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -192,7 +201,8 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
             unit = teacher_unit(sweep_dir, experiment, tid, options.teacher_schedule, options.cooldown_fraction)
             _validate_optim(unit.cfg.optim, f"teacher {tid.size} of {tid.steps} steps", "teacher")
             plan.teachers[tid] = unit
-        student = student_unit(sweep_dir, experiment, allocation, plan.teachers[tid], options.probe_points)
+        student = student_unit(sweep_dir, experiment, allocation, plan.teachers[tid], options.probe_points,
+                               options.students_schedule, options.cooldown_fraction)
         _validate_optim(student.cfg.optim, f"student of {allocation.student_steps} steps ({allocation.id})", "student")
         plan.students[allocation.id] = student
     for budget in options.budgets:
@@ -206,6 +216,13 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
                                      budget_flops=flops)
                 _validate_optim(unit.cfg.optim, f"baseline {unit.id}", method)
                 plan.baselines[unit.id] = unit
+    data = data_view(experiment.data)
+    for ladder in ladders_of(plan.students.values(), lambda unit: ladder_group(
+            unit, {"kind": "student", "seed": unit.allocation.seed, "teacher": unit.teacher.key, "data": data})):
+        plan.student_ladders.update({unit.allocation.id: ladder for unit in ladder.units})
+    for ladder in ladders_of(plan.baselines.values(), lambda unit: ladder_group(
+            unit, {"kind": unit.method, "seed": unit.seed, "data": data})):
+        plan.baseline_ladders.update({unit.id: ladder for unit in ladder.units})
     return plan
 
 

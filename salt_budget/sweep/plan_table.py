@@ -79,6 +79,51 @@ def teacher_steps_summary(plan: Plan) -> tuple[int, int, int]:
             sum(tid.steps for tid in plan.teachers), sum(a.teacher_steps for a in plan.allocations))
 
 
+def _ladder_counts(by_unit: dict, units, step_flops) -> dict[str, float]:
+    """Steps and FLOPs the ladders of `by_unit` train, against the sum over `units`; `step_flops(unit)`."""
+    ladders_ = list({id(ladder): ladder for ladder in by_unit.values()}.values())
+    return {"steps": sum(ladder.steps_to_train() for ladder in ladders_),
+            "steps_summed": sum(unit.steps for unit in units),
+            "flops": sum(ladder.steps_to_train() * step_flops(ladder.trunk) for ladder in ladders_),
+            "flops_summed": sum(unit.steps * step_flops(unit) for unit in units)}
+
+
+def ladder_savings(plan: Plan) -> dict[str, dict[str, float]]:
+    """Steps and FLOPs the sweep trains for each stage against the sum over its allocations (and baseline runs):
+    {"teacher" | "student" | "baseline": {"steps", "steps_summed", "flops", "flops_summed"}}."""
+    data = plan.experiment.data
+    trained, _, summed = teacher_steps_summary(plan)
+    per_step = {tid: stage_flops(teacher_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, 1)
+                for tid, unit in plan.teachers.items()}
+    out = {"teacher": {
+        "steps": trained, "steps_summed": summed,
+        "flops": sum(ladder.steps_to_train() * per_step[ladder.trunk.id] for ladder in ladders(plan)),
+        "flops_summed": sum(a.teacher_steps * per_step[a.teacher_id] for a in plan.allocations)}}
+    out["student"] = _ladder_counts(plan.student_ladders, plan.students.values(), lambda unit: stage_flops(
+        student_flops_per_clip(unit.cfg, unit.teacher.cfg, data), unit.cfg.optim.batch_size, 1))
+    if plan.baselines:
+        out["baseline"] = _ladder_counts(plan.baseline_ladders, plan.baselines.values(), lambda unit: stage_flops(
+            vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, 1))
+    return out
+
+
+def _saving_lines(plan: Plan) -> list[str]:
+    """What the ladders save: each stage's steps and FLOPs trained against their sum over the allocations."""
+    summary = ladder_savings(plan)
+    _, distinct, _ = teacher_steps_summary(plan)
+    lines = []
+    for stage, counts in summary.items():
+        runs = "allocations" if stage != "baseline" else "baseline runs"
+        extra = f" for {len(plan.teachers)} teachers ({distinct:,} if each were its own run)" if stage == "teacher" else ""
+        lines.append(f"{stage} steps: {counts['steps']:,} trained{extra}, {counts['steps_summed']:,} summed over the "
+                     f"{runs} ({counts['flops']:.3g} against {counts['flops_summed']:.3g} FLOPs)")
+    trained = sum(stage["flops"] for stage in summary.values())
+    summed = sum(stage["flops_summed"] for stage in summary.values())
+    lines.append(f"in all: {trained:.3g} FLOPs trained against {summed:.3g} summed over the allocations"
+                 + (" and baseline runs" if plan.baselines else "") + f" ({1 - trained / summed:.0%} less)")
+    return lines
+
+
 def _duration(seconds: float) -> str:
     if pd.isna(seconds):
         return "-"
@@ -95,6 +140,8 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
     workers = int(frame["workers"].iloc[0])
     schedule = (f"wsd ladder, cool-down {options.cooldown_fraction:.0%} of each teacher"
                 if options.teacher_schedule == "wsd" else "cosine, one run per teacher")
+    schedule += ("; students: wsd ladders (the students of a teacher share a trunk)"
+                 if options.students_schedule == "wsd" else "; students: cosine, one run per allocation")
     search = "grid" if options.search == "grid" else f"optuna TPE, {options.trials} trials"
     shown = frame.assign(
         budget=[budget_name(v, k) for v, k in zip(frame["budget"], frame["budget_kind"])],
@@ -108,7 +155,6 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
                       "student_size": "student"})
     columns = ["allocation", "budget", "teacher", "T", "share", "student", "S", "seed", "FLOPs T", "FLOPs S",
                "FLOPs total", "rel", "time"]
-    trained, distinct, summed = teacher_steps_summary(plan)
     kind = "flops" if options.total_flops else "steps"
     known = frame["predicted_s"].notna()
     on = "one process per unit" if workers == 1 else f"{workers} data-parallel workers per unit"
@@ -132,8 +178,8 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         f"teacher schedule: {schedule}; search: {search}; student probed at {options.probe_points} checkpoints",
         shown[columns].to_string(index=False),
         f"FLOPs: docs/paper.md section 7 with the mask generator's expected token counts; rel = total / the "
-        f"cheapest allocation's. Teacher steps: {trained} trained by the sweep for {len(plan.teachers)} teachers "
-        f"({distinct} if each were its own run; {summed} summed over allocations).",
+        f"cheapest allocation's.",
+        *_saving_lines(plan),
         timing,
     ]
     if plan.baselines:

@@ -12,10 +12,9 @@ from typing import Any
 from trainers.checkpoint import load_checkpoint
 from trainers.vjepa2 import COLLAPSE_STD
 
+from salt_budget.sweep.ladder import BRANCH_FILE
 from salt_budget.sweep.results import FAILED_STEP, SCHEMA_VERSION
 from salt_budget.sweep.units import Allocation, BaselineUnit, StudentUnit, TeacherUnit
-
-BRANCH_FILE = "branch.json"  # in a cool-down branch's run directory: the trunk it started from
 _MASK_COLUMNS = ("context_ratio", "target_ratio", "raw_target_ratio")
 
 
@@ -30,7 +29,7 @@ def history(run_dir: Path, upto: int) -> list[dict[str, Any]]:
     branch = run_dir / BRANCH_FILE
     if branch.is_file():
         parent = json.loads(branch.read_text())
-        rows = history(Path(parent["trunk_dir"]), parent["step"])
+        rows = history(Path(parent["trunk_dir"]), min(parent["step"], upto))
     return rows + [row for row in _metrics(run_dir) if row["step"] <= upto]
 
 
@@ -109,16 +108,16 @@ def teacher_row(teacher: TeacherUnit, probe: dict[str, Any], *, sweep: str, conf
     }
 
 
-def student_row(student: StudentUnit, step: int, probe: dict[str, Any], *, sweep: str, config_hash: str,
-                probe_s: float) -> dict[str, Any]:
-    checkpoint = student.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+def student_row(student: StudentUnit, checkpoint: Path, step: int, probe: dict[str, Any], *, sweep: str,
+                config_hash: str, probe_s: float) -> dict[str, Any]:
+    """`checkpoint`: the student's at `step`, in its own folder or, before a branch's cool-down, its trunk's."""
     loop = loop_state(checkpoint)
     teacher_flops = loop_state(student.teacher.final_checkpoint)["flops"]
     return {
         **_common(sweep, config_hash), **_teacher_columns(student.teacher), **_allocation_columns(student.allocation),
         "unit_key": student.key, "role": "student", "step": step, "is_final": step == student.allocation.student_steps,
         "flops_teacher": teacher_flops, "flops_student": loop["flops"], "flops_total": teacher_flops + loop["flops"],
-        **training_summary(history(student.run_dir, step)), **probe_columns(probe),
+        **training_summary(history(checkpoint.parent.parent, step)), **probe_columns(probe),
         "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
     }
 
@@ -130,12 +129,12 @@ def _baseline_columns(unit: BaselineUnit) -> dict[str, Any]:
             "seed": unit.seed, "role": unit.method}
 
 
-def baseline_row(unit: BaselineUnit, step: int, probe: dict[str, Any], *, sweep: str, config_hash: str,
-                 probe_s: float) -> dict[str, Any]:
-    """Its FLOPs (the EMA forward included) are its total; `collapsed` flags a target_std below COLLAPSE_STD."""
-    checkpoint = unit.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+def baseline_row(unit: BaselineUnit, checkpoint: Path, step: int, probe: dict[str, Any], *, sweep: str,
+                 config_hash: str, probe_s: float) -> dict[str, Any]:
+    """Its FLOPs (the EMA forward included) are its total; `collapsed` flags a target_std below COLLAPSE_STD.
+    `checkpoint` as for student_row."""
     loop = loop_state(checkpoint)
-    summary = training_summary(history(unit.run_dir, step))
+    summary = training_summary(history(checkpoint.parent.parent, step))
     return {
         **_common(sweep, config_hash), **_baseline_columns(unit),
         "unit_key": unit.key, "step": step, "is_final": step == unit.budget,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.plan_table import teacher_steps_summary
+from salt_budget.sweep.plan_table import ladder_savings, teacher_steps_summary
 from salt_budget.sweep.results import read_results, table_path
 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
@@ -94,6 +94,10 @@ def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float
                 for _, row in baselines.iterrows()))
     say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
         f"{times.teacher_steps_trained} trained by this run")
+    for stage, counts in ladder_savings(plan).items():
+        if stage != "teacher":
+            say(f"{stage} steps: {counts['steps']} train this sweep's {stage}s (ladders share their trunks), against "
+                f"{counts['steps_summed']} summed over its {'allocations' if stage == 'student' else 'runs'}")
     say(f"time: Ray start {times.ray_start_s:.1f} s; teachers {times.teachers_s:.1f} s (training "
         f"{times.teacher_train_s:.1f}, no task running {times.teachers_idle_s:.1f}); trials {times.students_s:.1f} s "
         f"for {times.trials}, {times.concurrent_trials} at a time (summed over trials: student training "

@@ -21,9 +21,10 @@ from typing import Any
 
 from trainers.stage_config import TeacherConfig
 
+from salt_budget.sweep.ladder import BRANCH_FILE
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
-from salt_budget.sweep.rows import BRANCH_FILE, failed_row, teacher_row
+from salt_budget.sweep.rows import failed_row, teacher_row
 from salt_budget.sweep.units import TeacherUnit
 from salt_budget.sweep.workers import Workers, record_process, run_on_workers
 

@@ -3,6 +3,10 @@ teacher's lock), train the student against the frozen teacher, probe the student
 checkpoints, append a row per checkpoint and report each through tune.report. On --workers-per-trial
 Ray Train workers the student trains first and rank 0 then probes the teacher and the student.
 
+With --student-schedule wsd the students of one teacher at several budgets form a ladder (ladder.py): the
+trial of a shorter student extends the shared trunk as far as its branch point (or finds it there), then
+trains its own cool-down; its checkpoints before the branch point are the trunk's.
+
 A trial restarted by Tune (a retry, or `--resume` after a crash) does only what is missing: the
 student trainer continues from its last checkpoint, and checkpoints that already have a row are
 reported from the table instead of being probed again.
@@ -19,6 +23,7 @@ import pandas as pd
 from ray import tune
 
 from trainers.locks import file_lock
+from salt_budget.sweep.ladder import TRUNK_LOCK, train_rung
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.results import append_rows, read_results
 from salt_budget.sweep.rows import student_row
@@ -34,9 +39,11 @@ class TeacherMissing(RuntimeError):
     """The allocation's teacher has no final checkpoint: its training failed (see its failed row)."""
 
 
-def _plain(value: Any) -> float | None:
-    """Tune wants plain numbers; a row read back from the table holds numpy scalars and pd.NA."""
-    return None if value is None or pd.isna(value) else float(value)
+def _plain(value: Any) -> float:
+    """Tune wants plain numbers; a row read back from the table holds numpy scalars and pd.NA. A missing value
+    (a probe that did not converge) is NaN, not None: OptunaSearch passes the metric to optuna, which refuses
+    None and records a trial whose value is NaN as failed, so the search learns nothing from it."""
+    return float("nan") if value is None or pd.isna(value) else float(value)
 
 
 def _teacher_accuracy(student: StudentUnit, table: pd.DataFrame) -> float | None:
@@ -57,22 +64,28 @@ def probe_result(checkpoint: Path, plan: Plan, seed: int) -> dict[str, Any]:
 
 def _probe_row(student: StudentUnit, step: int, plan: Plan) -> dict[str, Any]:
     started = time.perf_counter()
-    result = probe_result(student.run_dir / "checkpoints" / f"step_{step:08d}.pt", plan, student.allocation.seed)
-    return student_row(student, step, result, sweep=plan.name, config_hash=plan.config_hash,
+    checkpoint = plan.student_ladders[student.allocation.id].checkpoint(student, step)
+    result = probe_result(checkpoint, plan, student.allocation.seed)
+    return student_row(student, checkpoint, step, result, sweep=plan.name, config_hash=plan.config_hash,
                        probe_s=time.perf_counter() - started)
 
 
-def _train(student: StudentUnit, plan: Plan) -> float:
-    """Train the student (or finish it from its last checkpoint); the seconds spent. On Ray Train workers
-    every rank calls it: a finished run returns at once on every rank alike."""
+def _train(student: StudentUnit, plan: Plan, rank: int | None = None) -> float:
+    """Train the student (or finish it from its last checkpoint), and its ladder's trunk as far as it needs; the
+    seconds spent. On Ray Train workers (`rank` given) every rank calls it, without the trunk's lock (the
+    driver holds it): a finished run returns at once on every rank alike."""
     from trainers.train import train_student
 
-    final = student.run_dir / "checkpoints" / f"step_{student.allocation.student_steps:08d}.pt"
-    if final.is_file():
+    ladder = plan.student_ladders[student.allocation.id]
+    if ladder.is_trained(student):
         return 0.0
-    record_process(student.run_dir)
+
+    def train_run(unit: StudentUnit, cfg, **kwargs) -> None:
+        record_process(unit.run_dir)
+        train_student(cfg, plan.experiment.data, unit.run_dir, seed=unit.allocation.seed, progress=False, **kwargs)
+
     started = time.perf_counter()
-    train_student(student.cfg, plan.experiment.data, student.run_dir, seed=student.allocation.seed, progress=False)
+    train_rung(ladder, student, train_run, locked=rank is None, write=rank in (None, 0))
     return time.perf_counter() - started
 
 
@@ -124,7 +137,7 @@ def train_and_probe(student: StudentUnit, plan: Plan, report: Callable[[dict[str
 def student_on_rank(student: StudentUnit, plan: Plan, rank: int) -> dict[str, float]:
     """The work of one Ray Train worker of a trial: every rank trains, rank 0 then probes the teacher and the
     student's checkpoints and writes the rows (after training: the other ranks would wait in a collective)."""
-    spent = {"trial_train_s": _train(student, plan), "trial_probe_s": 0.0}
+    spent = {"trial_train_s": _train(student, plan, rank), "trial_probe_s": 0.0}
     if rank == 0:
         _probe_teacher(student, plan, spent)
         _probe_and_report(student, plan, lambda metrics: None, spent, time.time())
@@ -140,7 +153,8 @@ def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), 
         return
     entered = time.time()
     _check_teacher(student)
-    with file_lock(student.run_dir / ".lock"):
+    trunk = plan.student_ladders[student.allocation.id].trunk
+    with file_lock(student.run_dir / ".lock"), file_lock(trunk.run_dir / TRUNK_LOCK):
         spent = run_on_workers(student_on_rank, student, plan, run_dir=student.run_dir,
                                name=f"student-{student.key[:12]}", workers=workers, max_failures=max_failures)
         spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0, **spent}

@@ -116,11 +116,18 @@ def probe_steps(steps: int, points: int) -> list[int]:
 
 
 def student_config(
-    experiment: ExperimentConfig, allocation: Allocation, teacher_checkpoint: Path | None, probe_points: int
+    experiment: ExperimentConfig, allocation: Allocation, teacher_checkpoint: Path | None, probe_points: int,
+    schedule: Schedule | None = None, cooldown_fraction: float = 0.2,
 ) -> StudentConfig:
+    """The experiment's student for `allocation`. `schedule` "wsd" cools down over the last `cooldown_fraction`
+    of its steps, so that the students of one teacher at several budgets share a trunk (ladder.py); "cosine"
+    sets the paper's schedule; None keeps the experiment's."""
     cfg = copy.deepcopy(experiment.student)
     cfg.encoder.preset = allocation.student_size
     cfg.optim.steps = allocation.student_steps
+    if schedule is not None:
+        cfg.optim.schedule = schedule
+        cfg.optim.cooldown_steps = cooldown_steps(allocation.student_steps, cooldown_fraction) if schedule == "wsd" else 0
     cfg.run.checkpoint_steps = probe_steps(allocation.student_steps, probe_points)
     cfg.teacher_checkpoint = str(teacher_checkpoint) if teacher_checkpoint else None
     return cfg
@@ -154,6 +161,10 @@ class StudentUnit:
     teacher: TeacherUnit
 
     @property
+    def steps(self) -> int:
+        return self.allocation.student_steps
+
+    @property
     def checkpoint_steps(self) -> list[int]:
         return list(self.cfg.run.checkpoint_steps)
 
@@ -166,8 +177,8 @@ def teacher_unit(sweep_dir: Path, experiment: ExperimentConfig, tid: TeacherId, 
 
 
 def student_unit(sweep_dir: Path, experiment: ExperimentConfig, allocation: Allocation, teacher: TeacherUnit,
-                 probe_points: int) -> StudentUnit:
-    cfg = student_config(experiment, allocation, teacher.final_checkpoint, probe_points)
+                 probe_points: int, schedule: Schedule | None = None, cooldown_fraction: float = 0.2) -> StudentUnit:
+    cfg = student_config(experiment, allocation, teacher.final_checkpoint, probe_points, schedule, cooldown_fraction)
     key = student_key(allocation.seed, experiment.data, cfg, teacher.key)
     return StudentUnit(allocation, key, cfg, sweep_dir / "trials" / f"{allocation.id}-{key[:8]}", teacher)
 
@@ -194,12 +205,12 @@ class BaselineUnit(Budgeted):
         return self.sweep_dir / "baselines" / f"{self.id}-{self.key[:8]}"
 
     @property
-    def checkpoint_steps(self) -> list[int]:
-        return list(self.cfg.run.checkpoint_steps)
+    def steps(self) -> int:
+        return self.budget
 
     @property
-    def final_checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / f"step_{self.budget:08d}.pt"
+    def checkpoint_steps(self) -> list[int]:
+        return list(self.cfg.run.checkpoint_steps)
 
 
 def vjepa2_config(experiment: ExperimentConfig, budget: int, size: str, probe_points: int) -> VJEPA2Config:
