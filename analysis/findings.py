@@ -16,9 +16,10 @@ from analysis.baselines import baseline_comparison
 from analysis.pairs import student_teacher_pairs, teacher_label
 from analysis.markdown import budget_name
 from analysis.pareto import pareto_mask
+from analysis.recommend import next_budget, recommendation_table
 from analysis.regression import fit_line, grouped_fits
 from analysis.tables import (
-    COLLAPSE_COLUMNS, CONFIG_COLUMNS, Metric, Results, baseline_label, equals, is_baseline, size_order,
+    COLLAPSE_COLUMNS, CONFIG_COLUMNS, MEAN_TASK, Metric, Results, baseline_label, equals, is_baseline, size_order,
 )
 
 # The student-loss axis: the mean of the last 10% of logged losses up to the checkpoint. The last
@@ -43,6 +44,7 @@ class Findings:
     baselines: pd.DataFrame  # each final baseline beside SALT's best student of its budget and seed
     failed: pd.DataFrame  # failed units, listed
     unfinished: pd.DataFrame  # student units with checkpoints but no final one yet
+    recommendation: pd.DataFrame  # the budgets' optimum shares and the split advised at twice the largest
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -138,5 +140,8 @@ def compute(results: Results, metrics: list[Metric]) -> Findings:
     teacher_points, teacher_fits = _teacher_side(pairs, metrics)
     failed = results.failed[[c for c in FAILED_COLUMNS if c in results.failed]].reset_index(drop=True)
     pareto = _pareto(results, metrics)
+    head = next((m for m in metrics if m.name == MEAN_TASK), metrics[0])
+    advice, _ = next_budget(results, head.column)
     return Findings(pareto, allocation_points_table, allocation, pairs, loss_points, loss_fits,
-                    teacher_points, teacher_fits, baseline_comparison(pareto), failed, _unfinished(results))
+                    teacher_points, teacher_fits, baseline_comparison(pareto), failed, _unfinished(results),
+                    recommendation_table(advice))

@@ -10,6 +10,7 @@ from analysis import reference
 from analysis.allocation import FIT_SHARES, rank_allocations
 from analysis.findings import Findings
 from analysis.markdown import NA, budget_name, missing, num, pct, share, table
+from analysis.recommend import format_recommendation, next_budget
 from analysis.summary_allocation import (
     allocation_section, encoder_name, headline, loss_section, teacher_side_section, teacher_size_section,
 )
@@ -183,11 +184,22 @@ def _limits(results: Results, findings: Findings, metrics: list[Metric]) -> list
     return lines if len(lines) > 3 else lines + ["- Nothing flagged."]
 
 
+def _recommendation(results: Results, metrics: list[Metric]) -> list[str]:
+    head = headline(metrics)
+    advice, why = next_budget(results, head.column)
+    lines = ["", "## The split for the next budget up (salt-budget recommend)", ""]
+    if advice is None:
+        return lines + [f"{why}."]
+    return lines + [f"Twice the largest budget swept, fitted on every budget swept ({head.label}):", "",
+                    *format_recommendation(advice)]
+
+
 def write_summary(results: Results, findings: Findings, metrics: list[Metric], sizes: list[str]) -> str:
     sections = [
         _overview(results, metrics, sizes), _glance(results, findings, metrics), _failures(findings),
         _front(findings, metrics), allocation_section(findings, metrics), loss_section(findings, metrics),
         teacher_side_section(findings, metrics), teacher_size_section(findings, metrics, sizes), beats_section(findings, metrics),
-        baselines_section(results, findings, metrics), _limits(results, findings, metrics),
+        baselines_section(results, findings, metrics), _recommendation(results, metrics),
+        _limits(results, findings, metrics),
     ]
     return "\n".join(line for section in sections for line in section) + "\n"

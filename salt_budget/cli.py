@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from salt_budget import __version__
-from salt_budget.commands import bench, data, report, study, sweep, train
+from salt_budget.commands import bench, data, recommend, report, study, sweep, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"salt-budget {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for command in (data, train, sweep, report, study, bench):
+    for command in (data, train, sweep, report, recommend, study, bench):
         command.add_parser(commands)
     return parser
 

@@ -1,0 +1,61 @@
+"""`salt-budget recommend`: the best split for a budget nobody can afford to sweep, from sweeps at smaller ones."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from salt_budget.commands.common import parse_flops
+
+
+def _steps(text: str) -> int:
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of steps (e.g. 240000)") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text}: a step budget needs at least 2 steps")
+    return value
+
+
+def add_parser(commands) -> None:
+    recommend = commands.add_parser(
+        "recommend", help="the best teacher/student split for a budget you cannot afford to sweep, with an interval",
+        description="Read the results tables of sweeps at two or more budgets, fit how each budget's best teacher "
+        "share and its accuracy move with the budget (a power law in the budget for the share, a line in log budget "
+        "for the accuracy), and predict the split at the budget asked for, with a 90% interval from a bootstrap "
+        "over seeds. Says when the budget is too far beyond the sweeps to trust, which extra sweep would narrow the "
+        "interval most, and what the sweeps cost against one run. --check fits all budgets but the largest and "
+        "predicts the largest, to test the method on your own sweeps.",
+    )
+    recommend.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep run folder(s), e.g. runs/<name>")
+    budget = recommend.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--total-steps", type=_steps, default=None, metavar="N", help="the step budget to advise on")
+    budget.add_argument("--total-flops", type=parse_flops, default=None, metavar="F",
+                        help="the FLOPs budget to advise on (sweeps run with --total-flops)")
+    budget.add_argument("--check", action="store_true",
+                        help="fit on every budget but the largest and compare the prediction there with what was measured")
+    recommend.add_argument("--task", default="mean", help="the accuracy to optimise: a task name, or 'mean' (default)")
+    recommend.add_argument("--draws", type=int, default=400, help="bootstrap draws (default 400)")
+    recommend.set_defaults(handler=_cmd_recommend)
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from analysis.recommend import check_largest, format_check, format_recommendation, recommend
+    from analysis.tables import ReportError, load_results
+
+    results = load_results([Path(d) for d in args.run_dirs])
+    column = f"acc_{args.task}"
+    if column not in results.rows:
+        raise ReportError(f"--task {args.task}: no {column} column; the tasks are {', '.join(results.tasks)} or mean")
+    if args.draws < 50:
+        raise ReportError(f"--draws {args.draws}: a 90% interval needs at least 50 draws")
+    kinds = set(results.ok.get("budget_kind", []).dropna()) if "budget_kind" in results.ok else {"steps"}
+    if args.check:
+        kind = "flops" if kinds == {"flops"} else "steps"
+        predicted, measured = check_largest(results, kind, column, args.draws)
+        print("\n".join(format_check(predicted, measured)))
+        return 0
+    kind, budget = ("flops", args.total_flops) if args.total_flops is not None else ("steps", float(args.total_steps))
+    print("\n".join(format_recommendation(recommend(results, budget, kind, column, args.draws))))
+    return 0
