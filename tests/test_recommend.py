@@ -171,3 +171,17 @@ def test_the_report_carries_the_next_budget_up(tmp_path):
     table = pd.read_csv(written.out / "tables" / "recommendation.csv")
     assert list(table["row"]) == ["swept"] * 3 + ["recommended"] and table["budget"].iloc[-1] == 8000
     assert 'id="figure-recommendation"' in (written.out / "report.html").read_text()
+
+
+def test_a_study_folder_stands_for_its_allocation_sweeps(tmp_path, capsys):
+    import json
+
+    frame = synthetic(np.random.default_rng(10), sd=0.005)
+    for folder, rows in (("shared", frame), ("tube", frame.assign(acc_mean=0.9))):  # another ablation's sweep
+        (tmp_path / folder).mkdir()
+        rows.to_parquet(tmp_path / folder / "results.parquet")
+    (tmp_path / "study.json").write_text(json.dumps({"name": "s", "sweeps": [
+        {"ablation": "allocation", "folder": "shared"}, {"ablation": "teacher_masks", "folder": "tube"}]}))
+    assert main(["recommend", str(tmp_path), "--total-steps", "8000"]) == 0
+    direct = recommend(from_frame(frame), 8000)
+    assert f"teacher share {direct.share:.3f}" in capsys.readouterr().out

@@ -28,7 +28,8 @@ def add_parser(commands) -> None:
         "interval most, and what the sweeps cost against one run. --check fits all budgets but the largest and "
         "predicts the largest, to test the method on your own sweeps.",
     )
-    recommend.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep run folder(s), e.g. runs/<name>")
+    recommend.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                           help="sweep run folder(s), e.g. runs/<name>, or a study folder (its allocation sweeps)")
     budget = recommend.add_mutually_exclusive_group(required=True)
     budget.add_argument("--total-steps", type=_steps, default=None, metavar="N", help="the step budget to advise on")
     budget.add_argument("--total-flops", type=parse_flops, default=None, metavar="F",
@@ -40,11 +41,29 @@ def add_parser(commands) -> None:
     recommend.set_defaults(handler=_cmd_recommend)
 
 
+def _sweep_dirs(run_dirs: list[Path]) -> list[Path]:
+    """The folders to read: a study folder stands for the sweeps of its allocation ablation (its other
+    ablations change the teacher or its masks, which a fit across budgets must not mix in)."""
+    import json
+
+    from analysis.study import is_study
+    from analysis.tables import ReportError
+
+    if len(run_dirs) != 1 or not is_study(run_dirs[0]):
+        return run_dirs
+    sweeps = json.loads((run_dirs[0] / "study.json").read_text())["sweeps"]
+    folders = list(dict.fromkeys(s["folder"] for s in sweeps if s["ablation"] == "allocation"))
+    if not folders:
+        raise ReportError(f"{run_dirs[0]} is a study without an allocation ablation: give the sweep folders to "
+                          f"fit instead")
+    return [run_dirs[0] / folder for folder in folders]
+
+
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from analysis.recommend import check_largest, format_check, format_recommendation, recommend
     from analysis.tables import ReportError, load_results
 
-    results = load_results([Path(d) for d in args.run_dirs])
+    results = load_results(_sweep_dirs([Path(d) for d in args.run_dirs]))
     column = f"acc_{args.task}"
     if column not in results.rows:
         raise ReportError(f"--task {args.task}: no {column} column; the tasks are {', '.join(results.tasks)} or mean")
