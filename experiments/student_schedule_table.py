@@ -1,6 +1,11 @@
 """Two sweeps of one allocation grid side by side: students on wsd ladders against one cosine run per allocation.
 
     python experiments/student_schedule_table.py runs/schedule-tiny/students-wsd runs/schedule-tiny/students-cosine
+    python experiments/student_schedule_table.py runs/schedule-tiny/students-wsd docs/study_tiny/sweep/tables/pareto.csv
+
+Either side may be a sweep's run folder or the pareto.csv its report wrote (final encoders, one row per task).
+Only allocations whose teacher has the student's size enter (the allocation grid; a study's teacher-size
+ablation shares its folder).
 
 For each budget and teacher share: the final students' task-average accuracy, mean and standard deviation over
 seeds, in each sweep, and their difference; then the best share of each budget in each. A difference within
@@ -18,9 +23,14 @@ import pandas as pd
 from analysis.tables import read_run
 
 
-def final_students(run_dir: Path) -> pd.DataFrame:
-    table = read_run(run_dir)
-    rows = table[(table["role"] == "student") & table["is_final"].astype(bool) & (table["status"] == "ok")]
+def final_students(source: Path) -> pd.DataFrame:
+    if source.suffix == ".csv":
+        table = pd.read_csv(source)
+        rows = table[(table["role"] == "student") & (table["task"] == "mean")].rename(columns={"accuracy": "acc_mean"})
+    else:
+        table = read_run(source)
+        rows = table[(table["role"] == "student") & table["is_final"].astype(bool) & (table["status"] == "ok")]
+    rows = rows[rows["teacher_size"] == rows["student_size"]]
     return (rows.groupby(["budget", "teacher_steps", "teacher_share"])["acc_mean"]
             .agg(["mean", "std", "count"]).reset_index())
 
