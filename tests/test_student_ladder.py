@@ -4,6 +4,7 @@ plan counts every step once; runs whose early steps depend on their length never
 The sweep on Ray with ladders, killed and resumed, is tests/test_sweep_run.py's micro sweep."""
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,10 @@ def test_a_baseline_with_a_cool_down_branches_like_a_student(tmp_path, trained):
     short, long = by_steps[12], by_steps[24]
     ladder = plan.baseline_ladders[short.id]
     assert ladder.trunk is long and ladder.branch_point(short) == 10 and ladder.steps_to_train() == 26
-    baselines._train(short, plan)
+    # Each baseline reaches its Ray task apart from the plan, as a copy: the ladder knows its trunk by key.
+    baselines._train(pickle.loads(pickle.dumps(long)), plan)
+    assert [row["step"] for row in metrics(long.run_dir)][-3:] == [22, 23, 24]
+    baselines._train(pickle.loads(pickle.dumps(short)), plan)
     assert [row["step"] for row in metrics(short.run_dir)] == [11, 12]
     fresh = tmp_path / "fresh"
     train_vjepa2(short.cfg, plan.experiment.data, fresh, seed=short.seed, progress=False)

@@ -85,6 +85,10 @@ class RunLadder:
     def branches(self) -> tuple[Rung, ...]:
         return self.units[:-1]
 
+    def is_trunk(self, unit: Rung) -> bool:
+        # By key, not identity: a unit sent to a Ray task apart from its plan arrives as a copy.
+        return unit.key == self.trunk.key
+
     def branch_point(self, unit: Rung) -> int:
         return unit.steps - unit.cfg.optim.cooldown_steps
 
@@ -109,7 +113,7 @@ class RunLadder:
     def checkpoint(self, unit: Rung, step: int) -> Path:
         """Where `unit`'s checkpoint at `step` lies: its own folder, or the trunk's before its branch point."""
         own = _step_file(unit.run_dir, step)
-        if unit is self.trunk or own.is_file() or step > self.branch_point(unit):
+        if self.is_trunk(unit) or own.is_file() or step > self.branch_point(unit):
             return own
         return _step_file(self.trunk.run_dir, step)
 
@@ -172,7 +176,7 @@ def train_rung(ladder: RunLadder, unit: Rung, train_run: TrainRun, *, locked: bo
     one node would otherwise wait for each other). `write`: this process records the branch (rank 0)."""
     if ladder.is_trained(unit):
         return
-    if unit is ladder.trunk:
+    if ladder.is_trunk(unit):
         _extend_trunk(ladder, unit.steps, train_run, locked)
         return
     point = ladder.branch_point(unit)
