@@ -16,7 +16,8 @@ from analysis.baselines import baseline_comparison
 from analysis.pairs import student_teacher_pairs, teacher_label
 from analysis.markdown import budget_name
 from analysis.pareto import pareto_mask
-from analysis.recommend import next_budget, recommendation_table
+from analysis.recommend import next_budget
+from analysis.recommend_text import recommendation_table
 from analysis.regression import fit_line, grouped_fits
 from analysis.tables import (
     COLLAPSE_COLUMNS, CONFIG_COLUMNS, MEAN_TASK, Metric, Results, baseline_label, equals, is_baseline, size_order,

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.markdown import budget_name
+from analysis.recommend_sweeps import cost, next_sweep, sweep_flops
 from analysis.tables import ReportError, Results
 
 LEVEL = 0.90  # the interval's nominal coverage
@@ -173,76 +174,6 @@ def bootstrap(points: pd.DataFrame, sd: float, budget: float, draws: int = DRAWS
     return shares, q0 + q1 * math.log(budget), dict(zip(budgets, log_shares.var(axis=0)))
 
 
-def _prediction_variance(log_budgets: np.ndarray, variances: np.ndarray, at: float) -> float:
-    """Variance of a weighted least-squares line's value at `at` (ln budget), points of known variance."""
-    weights = 1 / np.maximum(variances, 1e-12)
-    design = np.stack([np.ones_like(log_budgets), log_budgets], axis=1)
-    cov = np.linalg.pinv(design.T @ (design * weights[:, None]))
-    point = np.array([1.0, at])
-    return float(point @ cov @ point)
-
-
-def next_sweep(variances: dict[float, float], budget: float, kind: str, sweep_flops: dict[float, float]) -> str:
-    """Which one extra sweep narrows the share interval at `budget` most, and what it costs: the next budget
-    up on the swept spacing (while it stays below half of `budget`: a sweep at N itself would answer the
-    question outright), or twice the seeds at one swept budget. `sweep_flops`: what each swept budget cost."""
-    budgets = np.array(sorted(variances))
-    var = np.array([variances[b] for b in budgets])
-    if len(budgets) < 2 or not np.isfinite(var).all() or not var.any():
-        return "a second seed at every budget swept (no seed spread yet to say more)"
-    x, at = np.log(budgets), math.log(budget)
-    now = _prediction_variance(x, var, at)
-    options = {}
-    step = budgets[-1] / budgets[-2]
-    new_budget = float(budgets[-1] * step)
-    if new_budget <= budget / 2:
-        new_cost = sweep_flops.get(float(budgets[-1]), 0.0) * step
-        options[f"a sweep at {budget_name(new_budget, kind)}, the same shares and seeds ({new_cost:.3g} FLOPs)"] = \
-            _prediction_variance(np.append(x, math.log(new_budget)), np.append(var, var.mean()), at)
-    for i, swept in enumerate(budgets):
-        halved = var.copy()
-        halved[i] /= 2
-        cost_text = f"{sweep_flops.get(float(swept), 0.0):.3g} FLOPs"
-        options[f"twice the seeds at {budget_name(float(swept), kind)} ({cost_text})"] = \
-            _prediction_variance(x, halved, at)
-    best = min(options, key=options.get)
-    narrower = 1 - math.sqrt(options[best] / now) if now > 0 else 0.0
-    return f"{best}: about {narrower:.0%} narrower share interval at {budget_name(budget, kind)}"
-
-
-def _sweep_flops(results: Results) -> dict[float, float]:
-    """FLOPs each budget's sweep trained: its final students and the teachers first used there."""
-    rows = results.ok
-    finals = rows[(rows["role"] == "student") & rows["is_final"].astype(bool)]
-    teachers = rows[rows["role"] == "teacher"].drop_duplicates("unit_key").set_index("unit_key")["flops_teacher"]
-    spent, seen = {}, set()
-    for budget, group in finals.groupby("budget", sort=True):
-        new = [key for key in group["teacher_key"].dropna().unique() if key not in seen and key in teachers.index]
-        seen.update(new)
-        spent[float(budget)] = float(group["flops_student"].sum() + teachers.loc[new].sum())
-    return spent
-
-
-def cost(students: pd.DataFrame, results: Results, recommendation_share: float, budget: float,
-         kind: str) -> dict[str, float]:
-    """What the sweeps cost (FLOPs; process-hours where measured) against one run at N. Teachers are counted
-    once each; students by their final FLOPs, an upper bound where ladders shared their trunks."""
-    rows = results.ok
-    teachers = rows[(rows["role"] == "teacher")].drop_duplicates("unit_key")
-    finals = rows[(rows["role"] == "student") & rows["is_final"].astype(bool)]
-    flops = float(teachers["flops_teacher"].sum() + finals["flops_student"].sum())
-    hours = float(pd.concat([teachers, finals])[["train_wall_s", "probe_wall_s"]].fillna(0).sum().sum()) / 3600 \
-        if {"train_wall_s", "probe_wall_s"} <= set(rows) else float("nan")
-    if kind == "flops":
-        run = budget
-    else:
-        per_teacher_step = float((students["flops_teacher"] / students["teacher_steps"]).median())
-        per_student_step = float((students["flops_student"] / students["student_steps"]).median())
-        teacher_steps = recommendation_share * budget
-        run = teacher_steps * per_teacher_step + (budget - teacher_steps) * per_student_step
-    return {"sweeps_flops": flops, "run_flops": run, "fraction": flops / run, "sweeps_hours": hours}
-
-
 def recommend(results: Results, budget: float, kind: str = "steps", column: str = "acc_mean",
               draws: int = DRAWS, seed: int = 0, use_budgets: list[float] | None = None) -> Recommendation:
     """The recommendation at `budget`, from the final students of `results` (optionally only `use_budgets`)."""
@@ -310,51 +241,10 @@ def _recommend_pair(pair: tuple, students: pd.DataFrame, results: Results, budge
         share=trend.share(budget), share_interval=share_interval, accuracy=trend.accuracy(budget),
         accuracy_interval=accuracy_interval, optima=optima, trend=trend, too_far=reach > 1, reach=reach,
         trusted_up_to=high * high / low, notes=notes,
-        next_sweep=next_sweep(variances, budget, kind, _sweep_flops(results)),
+        next_sweep=next_sweep(variances, budget, kind, sweep_flops(results)),
     )
     recommendation.cost = cost(students, results, recommendation.share, budget, kind)
     return recommendation
-
-
-def _pct(value: float) -> str:
-    return "n/a" if value != value else f"{100 * value:.1f}%"
-
-
-def format_recommendation(r: Recommendation) -> list[str]:
-    """Markdown lines: the split, its interval, the per-budget optima it rests on, warnings and cost."""
-    kind = r.budget_kind
-    split = f"teacher share {r.share:.3f}"
-    if r.teacher_steps is not None:
-        split += f": T = {r.teacher_steps:,} teacher steps, S = {round(r.budget) - r.teacher_steps:,} student steps"
-    lines = [
-        f"**Recommended split at {budget_name(r.budget, kind)}** ({r.teacher_size} teacher, {r.student_size} "
-        f"student): {split}; 90% interval of the share {r.share_interval[0]:.3f}-{r.share_interval[1]:.3f}. "
-        f"Predicted accuracy {_pct(r.accuracy)} ({_pct(r.accuracy_interval[0])}-{_pct(r.accuracy_interval[1])}).",
-    ]
-    if r.too_far:
-        lines.append(f"**Too far to trust**: {budget_name(r.budget, kind)} lies {r.reach:.1f}x as far beyond the "
-                     f"largest budget swept as the sweeps span (in log budget); the fit is trusted up to "
-                     f"{budget_name(r.trusted_up_to, kind)}.")
-    lines += ["", "| budget | optimum share | accuracy there | optimum lies |", "| ---: | ---: | ---: | --- |"]
-    for _, row in r.optima.iterrows():
-        where = {"inside": "inside the shares swept", "edge": f"at the {row['edge']} share swept",
-                 "trained": "best share trained"}[row["where"]]
-        lines.append(f"| {budget_name(row['budget'], kind)} | {row['optimum_share']:.3f} | "
-                     f"{_pct(row['optimum_accuracy'])} | {where} |")
-    lines += ["", f"Trend: share = {math.exp(r.trend.p0):.3g} x budget^{r.trend.p1:.3f}; accuracy = "
-                  f"{100 * r.trend.q0:.1f} + {100 * r.trend.q1:.2f} x ln(budget) points."]
-    lines += [f"- {note}" for note in r.notes]
-    lines.append(f"- the interval narrows most with {r.next_sweep}")
-    c = r.cost
-    hours = "" if c.get("sweeps_hours", float("nan")) != c.get("sweeps_hours") else \
-        f", {c['sweeps_hours']:.2f} process-hours of training and probing"
-    lines.append(f"- cost: the sweeps trained {c['sweeps_flops']:.3g} FLOPs{hours}, {c['fraction']:.1%} of one run "
-                 f"at {budget_name(r.budget, kind)} ({c['run_flops']:.3g} FLOPs)")
-    if not r.others.empty:
-        for _, row in r.others.iterrows():
-            lines.append(f"- also fitted: {row['teacher_size']} -> {row['student_size']}: share {row['share']:.3f}, "
-                         f"accuracy {_pct(row['accuracy'])}")
-    return lines
 
 
 def check_largest(results: Results, kind: str = "steps", column: str = "acc_mean", draws: int = DRAWS,
@@ -377,24 +267,6 @@ def check_largest(results: Results, kind: str = "steps", column: str = "acc_mean
                        "best_trained_share": float(best["teacher_share"]), "best_trained_accuracy": float(best["accuracy"])}
 
 
-def format_check(predicted: Recommendation, measured: dict[str, float]) -> list[str]:
-    kind = predicted.budget_kind
-    inside = predicted.share_interval[0] <= measured["best_trained_share"] <= predicted.share_interval[1]
-    return [
-        f"Check: fitted on {', '.join(budget_name(b, kind) for b in predicted.optima['budget'])}, predicting "
-        f"{budget_name(measured['budget'], kind)}",
-        "", "| | share | accuracy |", "| --- | ---: | ---: |",
-        f"| predicted (90% interval) | {predicted.share:.3f} ({predicted.share_interval[0]:.3f}-"
-        f"{predicted.share_interval[1]:.3f}) | {_pct(predicted.accuracy)} ({_pct(predicted.accuracy_interval[0])}-"
-        f"{_pct(predicted.accuracy_interval[1])}) |",
-        f"| measured: best allocation trained | {measured['best_trained_share']:.3f} | "
-        f"{_pct(measured['best_trained_accuracy'])} |",
-        f"| measured: fitted optimum of its curve | {measured['fitted_optimum_share']:.3f} | "
-        f"{_pct(measured['fitted_optimum_accuracy'])} |",
-        "", f"The best trained share lies {'inside' if inside else 'OUTSIDE'} the predicted interval.",
-    ]
-
-
 def next_budget(results: Results, column: str = "acc_mean") -> tuple[Recommendation | None, str]:
     """The recommendation for the next budget up, twice the largest swept (the report's), or None and why not."""
     students = final_students(results, column)
@@ -406,20 +278,3 @@ def next_budget(results: Results, column: str = "acc_mean") -> tuple[Recommendat
         return recommend(results, 2 * float(students["budget"].max()), kinds[0], column), ""
     except ReportError as error:
         return None, f"no recommendation: {error}"
-
-
-def recommendation_table(r: Recommendation | None) -> pd.DataFrame:
-    """The swept budgets' optima and the recommended point, for the report's figure and CSV."""
-    columns = ["row", "budget", "budget_kind", "teacher_size", "student_size", "share", "share_low", "share_high",
-               "accuracy", "accuracy_low", "accuracy_high", "where", "too_far", "cost_fraction"]
-    if r is None:
-        return pd.DataFrame(columns=columns)
-    rows = [{"row": "swept", "budget": row["budget"], "budget_kind": r.budget_kind, "teacher_size": r.teacher_size,
-             "student_size": r.student_size, "share": row["optimum_share"], "accuracy": row["optimum_accuracy"],
-             "where": row["where"]} for _, row in r.optima.iterrows()]
-    rows.append({"row": "recommended", "budget": r.budget, "budget_kind": r.budget_kind,
-                 "teacher_size": r.teacher_size, "student_size": r.student_size, "share": r.share,
-                 "share_low": r.share_interval[0], "share_high": r.share_interval[1], "accuracy": r.accuracy,
-                 "accuracy_low": r.accuracy_interval[0], "accuracy_high": r.accuracy_interval[1],
-                 "too_far": r.too_far, "cost_fraction": r.cost.get("fraction")})
-    return pd.DataFrame(rows, columns=columns)

@@ -10,7 +10,8 @@ from analysis import reference
 from analysis.allocation import FIT_SHARES, rank_allocations
 from analysis.findings import Findings
 from analysis.markdown import NA, budget_name, missing, num, pct, share, table
-from analysis.recommend import format_recommendation, next_budget
+from analysis.recommend import next_budget
+from analysis.recommend_text import format_recommendation
 from analysis.summary_allocation import (
     allocation_section, encoder_name, headline, loss_section, teacher_side_section, teacher_size_section,
 )

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.allocation import fit_share_curve
-from analysis.recommend import LEVEL, check_largest, format_recommendation, optima_of_draws, recommend
+from analysis.recommend import LEVEL, check_largest, optima_of_draws, recommend
+from analysis.recommend_text import format_recommendation
 from analysis.tables import REQUIRED, ReportError, from_frame
 from salt_budget.cli import main
 

@@ -60,7 +60,8 @@ def _sweep_dirs(run_dirs: list[Path]) -> list[Path]:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    from analysis.recommend import check_largest, format_check, format_recommendation, recommend
+    from analysis.recommend import check_largest, recommend
+    from analysis.recommend_text import format_check, format_recommendation
     from analysis.tables import ReportError, load_results
 
     results = load_results(_sweep_dirs([Path(d) for d in args.run_dirs]))

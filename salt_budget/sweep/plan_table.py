@@ -177,8 +177,8 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
            if kind == "flops" else " (steps: T + S = N)") + "; "
         f"teacher schedule: {schedule}; search: {search}; student probed at {options.probe_points} checkpoints",
         shown[columns].to_string(index=False),
-        f"FLOPs: docs/paper.md section 7 with the mask generator's expected token counts; rel = total / the "
-        f"cheapest allocation's.",
+        "FLOPs: docs/paper.md section 7 with the mask generator's expected token counts; rel = total / the "
+        "cheapest allocation's.",
         *_saving_lines(plan),
         timing,
     ]
