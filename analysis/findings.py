@@ -16,7 +16,7 @@ from analysis.baselines import baseline_comparison
 from analysis.pairs import student_teacher_pairs, teacher_label
 from analysis.markdown import budget_name
 from analysis.pareto import pareto_mask
-from analysis.recommend import next_budget
+from analysis.recommend import Recommendation, next_budget
 from analysis.recommend_text import recommendation_table
 from analysis.regression import fit_line, grouped_fits
 from analysis.tables import (
@@ -46,9 +46,11 @@ class Findings:
     failed: pd.DataFrame  # failed units, listed
     unfinished: pd.DataFrame  # student units with checkpoints but no final one yet
     recommendation: pd.DataFrame  # the budgets' optimum shares and the split advised at twice the largest
+    advice: Recommendation | None  # that split, for summary.md (computed once: it bootstraps)
+    no_advice: str  # why there is none
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), pd.DataFrame)}
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -142,7 +144,7 @@ def compute(results: Results, metrics: list[Metric]) -> Findings:
     failed = results.failed[[c for c in FAILED_COLUMNS if c in results.failed]].reset_index(drop=True)
     pareto = _pareto(results, metrics)
     head = next((m for m in metrics if m.name == MEAN_TASK), metrics[0])
-    advice, _ = next_budget(results, head.column)
+    advice, no_advice = next_budget(results, head.column)
     return Findings(pareto, allocation_points_table, allocation, pairs, loss_points, loss_fits,
                     teacher_points, teacher_fits, baseline_comparison(pareto), failed, _unfinished(results),
-                    recommendation_table(advice))
+                    recommendation_table(advice), advice, no_advice)

@@ -247,11 +247,21 @@ def _recommend_pair(pair: tuple, students: pd.DataFrame, results: Results, budge
     return recommendation
 
 
-def check_largest(results: Results, kind: str = "steps", column: str = "acc_mean", draws: int = DRAWS,
+def swept_kind(students: pd.DataFrame) -> str:
+    """Whether the sweeps' budgets are in steps or in FLOPs; one kind, or ReportError."""
+    kinds = sorted(set(students["budget_kind"].dropna()))
+    if len(kinds) != 1:
+        raise ReportError("the sweeps mix budgets in steps and in FLOPs: fit one kind at a time" if kinds else
+                          "no finished student to fit")
+    return kinds[0]
+
+
+def check_largest(results: Results, column: str = "acc_mean", draws: int = DRAWS,
                   seed: int = 0) -> tuple[Recommendation, dict[str, float]]:
     """Fit on every budget but the largest, predict the largest, and measure: what the recommendation
     would have said there against the best share and accuracy the sweeps found."""
     students = final_students(results, column)
+    kind = swept_kind(students)
     budgets = sorted(students["budget"].unique())
     if len(budgets) < 3:
         raise ReportError(f"a check needs three budgets or more (two to fit, one to predict); these sweeps have "
@@ -270,11 +280,7 @@ def check_largest(results: Results, kind: str = "steps", column: str = "acc_mean
 def next_budget(results: Results, column: str = "acc_mean") -> tuple[Recommendation | None, str]:
     """The recommendation for the next budget up, twice the largest swept (the report's), or None and why not."""
     students = final_students(results, column)
-    kinds = sorted(set(students["budget_kind"].dropna()))
-    if len(kinds) != 1:
-        return None, "no recommendation: the sweeps mix budgets in steps and in FLOPs" if kinds else \
-            "no recommendation: no finished student"
     try:
-        return recommend(results, 2 * float(students["budget"].max()), kinds[0], column), ""
+        return recommend(results, 2 * float(students["budget"].max()), swept_kind(students), column), ""
     except ReportError as error:
         return None, f"no recommendation: {error}"

@@ -10,7 +10,6 @@ from analysis import reference
 from analysis.allocation import FIT_SHARES, rank_allocations
 from analysis.findings import Findings
 from analysis.markdown import NA, budget_name, missing, num, pct, share, table
-from analysis.recommend import next_budget
 from analysis.recommend_text import format_recommendation
 from analysis.summary_allocation import (
     allocation_section, encoder_name, headline, loss_section, teacher_side_section, teacher_size_section,
@@ -185,14 +184,12 @@ def _limits(results: Results, findings: Findings, metrics: list[Metric]) -> list
     return lines if len(lines) > 3 else lines + ["- Nothing flagged."]
 
 
-def _recommendation(results: Results, metrics: list[Metric]) -> list[str]:
-    head = headline(metrics)
-    advice, why = next_budget(results, head.column)
+def _recommendation(findings: Findings, metrics: list[Metric]) -> list[str]:
     lines = ["", "## The split for the next budget up (salt-budget recommend)", ""]
-    if advice is None:
-        return lines + [f"{why}."]
-    return lines + [f"Twice the largest budget swept, fitted on every budget swept ({head.label}):", "",
-                    *format_recommendation(advice)]
+    if findings.advice is None:
+        return lines + [f"{findings.no_advice}."]
+    return lines + [f"Twice the largest budget swept, fitted on every budget swept ({headline(metrics).label}):", "",
+                    *format_recommendation(findings.advice)]
 
 
 def write_summary(results: Results, findings: Findings, metrics: list[Metric], sizes: list[str]) -> str:
@@ -200,7 +197,7 @@ def write_summary(results: Results, findings: Findings, metrics: list[Metric], s
         _overview(results, metrics, sizes), _glance(results, findings, metrics), _failures(findings),
         _front(findings, metrics), allocation_section(findings, metrics), loss_section(findings, metrics),
         teacher_side_section(findings, metrics), teacher_size_section(findings, metrics, sizes), beats_section(findings, metrics),
-        baselines_section(results, findings, metrics), _recommendation(results, metrics),
+        baselines_section(results, findings, metrics), _recommendation(findings, metrics),
         _limits(results, findings, metrics),
     ]
     return "\n".join(line for section in sections for line in section) + "\n"

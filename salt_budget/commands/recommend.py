@@ -70,10 +70,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         raise ReportError(f"--task {args.task}: no {column} column; the tasks are {', '.join(results.tasks)} or mean")
     if args.draws < 50:
         raise ReportError(f"--draws {args.draws}: a 90% interval needs at least 50 draws")
-    kinds = set(results.ok.get("budget_kind", []).dropna()) if "budget_kind" in results.ok else {"steps"}
     if args.check:
-        kind = "flops" if kinds == {"flops"} else "steps"
-        predicted, measured = check_largest(results, kind, column, args.draws)
+        predicted, measured = check_largest(results, column, args.draws)
         print("\n".join(format_check(predicted, measured)))
         return 0
     kind, budget = ("flops", args.total_flops) if args.total_flops is not None else ("steps", float(args.total_steps))
