@@ -7,7 +7,7 @@ schema version it reads is spelled out here; tests/test_analysis.py checks that 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +15,18 @@ import pandas as pd
 
 SCHEMA_VERSION = 1
 MEAN_TASK = "mean"  # acc_mean, the task average, is selectable like a task
-SALT_ROLES = ("teacher", "student")  # every other role is a baseline trained on its own
+SALT_ROLES = ("teacher", "student")  # every other role but the floor is a baseline trained on its own
+# Never-trained encoders probed on the sweep's readout (salt_budget/sweep/floor.py): the floor every accuracy is
+# read against. Results keeps them apart (Results.floor), so no figure or finding counts them as encoders.
+FLOOR_ROLE = "random_init"
+UNKNOWN_READOUT = "readout not recorded (a table written before salt-budget recorded it)"
+# Columns that say how and where a row was read; a table whose rows differ in one of them mixes what should
+# not be compared without saying so (salt_budget/sweep/results.py writes them).
+PROVENANCE_COLUMNS = {
+    "readout": "readouts", "git_commit": "code versions (git commits)", "git_dirty": "clean and modified checkouts",
+    "code_version": "package versions", "torch_version": "torch versions", "machine": "machines (probe)",
+    "train_machine": "machines (training)",
+}
 BASELINE_NAMES = {"vjepa2": "V-JEPA 2"}
 # A baseline's collapse signal (optional columns: tables from before the baseline lack them). The threshold
 # is trainers/vjepa2.py's, which flags `collapsed` when the sweep writes the row; tests check the two agree.
@@ -63,6 +74,11 @@ class Results:
     tasks: tuple[str, ...]
     runs: tuple[Path, ...] = ()
     notes: tuple[str, ...] = ()
+    floor: pd.DataFrame = field(default_factory=pd.DataFrame)  # finished random-init rows (FLOOR_ROLE)
+
+    @property
+    def readout(self) -> str:
+        return readout_name(self.rows)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -91,6 +107,11 @@ class Results:
 def equals(frame: pd.DataFrame, column: str, value: object) -> pd.Series:
     """A plain boolean mask; a missing value is unequal (a nullable comparison would give NA)."""
     return (frame[column] == value).fillna(False).astype(bool)
+
+
+def column_true(frame: pd.DataFrame, column: str) -> bool:
+    """Whether any row has `column` True (False where the column is absent)."""
+    return column in frame and bool(frame[column].fillna(False).astype(bool).any())
 
 
 def discover_tasks(columns: Sequence[str]) -> tuple[str, ...]:
@@ -128,11 +149,46 @@ def from_frame(frame: pd.DataFrame, source: str = "results table", runs: Sequenc
         notes.append(f"{int(duplicated.sum())} rows appear in more than one run (same unit and checkpoint) "
                      f"and are counted once")
         frame = frame[~duplicated]
+    notes.extend(mixed_provenance(frame))
+    is_floor = equals(frame, "role", FLOOR_ROLE)
+    floor = frame[is_floor & equals(frame, "status", "ok")].reset_index(drop=True)
+    frame = frame[~is_floor]
     if not equals(frame, "status", "ok").any():
         reasons = frame["reason"].dropna()
         first = f"; first reason: {reasons.iloc[0]}" if len(reasons) else ""
         raise ReportError(f"{source}: all {len(frame)} rows are failed units, nothing to report{first}")
-    return Results(frame.reset_index(drop=True), discover_tasks(frame.columns), tuple(runs), tuple(notes))
+    return Results(frame.reset_index(drop=True), discover_tasks(frame.columns), tuple(runs), tuple(notes), floor)
+
+
+def readout_name(rows: pd.DataFrame) -> str:
+    """The readout the accuracies of `rows` were read with, in words; several joined by " / " (mixed)."""
+    if "readout" not in rows:
+        return UNKNOWN_READOUT
+    names = list(dict.fromkeys(rows["readout"].dropna()))
+    return " / ".join(names) if names else UNKNOWN_READOUT
+
+
+def mixed_provenance(frame: pd.DataFrame) -> list[str]:
+    """Warnings for a table whose finished rows were read with several readouts, code versions or machines."""
+    ok = frame[equals(frame, "status", "ok")]
+    warnings = []
+    for column, what in PROVENANCE_COLUMNS.items():
+        values = sorted({str(v) for v in ok[column].dropna()}) if column in ok else []
+        if len(values) > 1:
+            warnings.append(f"WARNING: this table mixes {len(values)} {what} ({'; '.join(values)}): compare "
+                            f"numbers only within one, or rerun the units that differ")
+    return warnings
+
+
+def floor_accuracy(results: Results, metric: Metric, size: str | None = None) -> float:
+    """The random-init encoders' mean accuracy over seeds (of one encoder size, or all); NaN when the sweep
+    measured none (tables written before the sweep probed the floor)."""
+    floor = results.floor
+    if size is not None and len(floor):
+        floor = floor[equals(floor, "student_size", size)]
+    if floor.empty or metric.column not in floor:
+        return float("nan")
+    return float(floor[metric.column].astype(float).mean())
 
 
 def read_parquet_snapshot(path: Path) -> pd.DataFrame:
@@ -187,7 +243,7 @@ def baseline_name(role: str) -> str:
 
 
 def is_baseline(rows: pd.DataFrame) -> pd.Series:
-    return (rows["role"].notna() & ~rows["role"].isin(SALT_ROLES)).astype(bool)
+    return (rows["role"].notna() & ~rows["role"].isin((*SALT_ROLES, FLOOR_ROLE))).astype(bool)
 
 
 def baseline_label(rows: pd.DataFrame) -> pd.Series:

@@ -52,7 +52,7 @@ def test_the_reference_steps_over_the_loops_own_batches(tmp_path, micro_batch):
 def test_a_record_does_not_make_the_next_run_dirty(tmp_path):
     import subprocess
 
-    from trainers.bench import code_commit
+    from trainers.provenance import code_commit
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,

@@ -14,7 +14,6 @@ import copy
 import json
 import platform
 import resource
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
 from trainers.loop import backward_in_parts, param_groups, resolve_device
 from trainers.masks import MaskCollator, MaskGenerator
+from trainers.provenance import code_commit, cpu_model
 from trainers.stage_config import RunConfig, StudentConfig
 from trainers.stages import StudentStage, TeacherStage
 from trainers.train import train_student, train_teacher, train_vjepa2
@@ -173,28 +173,7 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
-
-
-def code_commit(folder: Path | None = None) -> str:
-    """The checkout's commit, "-dirty" when code differs from it. benchmarks/ does not count: each --record
-    appends to a file there, and a second run of the same code is not other code."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=folder or Path(__file__).parent,
-                              timeout=10, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)benchmarks")
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f"{commit}-dirty" if changed else commit
+    return f"{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 def run_versions() -> dict[str, str]:

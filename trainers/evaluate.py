@@ -28,6 +28,7 @@ from trainers.loop import resolve_device
 from trainers.models.probe import AttentiveProbe
 from trainers.ridge_probe import ridge_readout
 from trainers.models.vit import VisionTransformer
+from trainers.provenance import provenance
 from trainers.stage_config import ProbeConfig
 
 
@@ -327,6 +328,8 @@ def probe_encoder(
         "probe": cfg.kind,
         "pooling": cfg.pooling if cfg.kind == "ridge" else None,
         "readouts": readouts,
+        "readout": cfg.readout(),
+        "provenance": provenance(device),
         "position": cfg.position,
         "clips": {split: len(view["labels"]) for split, view in first.items()},
         "tokens": int(first["val"]["features"].size(1)),

@@ -28,6 +28,7 @@ from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
 from trainers.distributed import average_gradients, barrier, ranks_from_environment, sum_over_ranks
 from trainers.masks import MaskCollator, MaskConfig, MaskGenerator, MaskSet
+from trainers.provenance import record_provenance
 from trainers.schedules import learning_rate, weight_decay
 from trainers.stage_config import OptimConfig, RunConfig
 
@@ -150,6 +151,15 @@ def _prepare_run_dir(run_dir: Path, config: dict[str, Any]) -> None:
     save_config(config, saved)
 
 
+def make_deterministic(device: torch.device) -> None:
+    """Deterministic kernels for the rest of this process (run.deterministic)."""
+    if device.type == "cuda":
+        # cuBLAS needs a fixed workspace to be deterministic; it reads this before its first call.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metrics logged after the checkpoint we resume from, so no step appears twice."""
     if not path.is_file():
@@ -180,8 +190,11 @@ def train(
     run_dir = Path(run_dir)
     ranks, device = ranks_from_environment(resolve_device(run.device))
     progress = progress and ranks.main
+    if run.deterministic:
+        make_deterministic(device)
     if ranks.main:  # the other processes of a data-parallel run write nothing
         _prepare_run_dir(run_dir, config)
+        record_provenance(run_dir, device, world=ranks.world, deterministic=run.deterministic)
     barrier(ranks)
     ckpt_dir = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"

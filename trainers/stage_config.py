@@ -84,6 +84,10 @@ class RunConfig:
     checkpoint_every: int = 300
     checkpoint_steps: list[int] = field(default_factory=list)  # kept forever (e.g. a teacher's ladder)
     keep_last: int = 2  # periodic checkpoints kept besides checkpoint_steps
+    # torch.use_deterministic_algorithms for this run's process: GPU kernels that have a deterministic variant
+    # use it, and one that has none raises instead of running. On a CPU the tiny runs are already repeatable
+    # on one machine without it (docs/reproducibility.md); no setting makes two CPU kinds agree.
+    deterministic: bool = False
 
     def validate(self) -> None:
         if self.log_every < 1 or self.checkpoint_every < 1 or self.keep_last < 1:
@@ -181,6 +185,8 @@ class ProbeTaskConfig:
 
 
 # The paper's probe protocols by name (docs/paper.md section 9): the (lr, weight decay) heads trained per task.
+POOLING_WORDS = {"flat": "flat token grid", "mean": "per-time-step token means",
+                 "mean_std": "per-time-step token means and stds"}
 PROBE_PROTOCOLS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "fast": ((1e-3,), (0.01,)),
     "full": ((5e-3, 3e-3, 1e-3, 3e-4, 1e-4), (0.01, 0.1, 0.4, 0.8)),
@@ -255,6 +261,26 @@ class ProbeConfig:
             raise ValueError(f"ridge_folds must be >= 2 (got {self.ridge_folds})")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must lie in (0, 1) (got {self.holdout_fraction})")
+
+    def readout(self) -> dict[str, str]:
+        """How an accuracy was read, as results-table columns: the kind, pooling and protocol, and `readout`, the
+        words a report prints beside every accuracy (a ridge readout is not the attentive probe)."""
+        if self.kind == "ridge":
+            label = (f"ridge regression on the {POOLING_WORDS[self.pooling]}, lambda by {self.ridge_folds}-fold "
+                     f"cross-validation on train")
+        else:
+            heads = self.head_grid()
+            rule = (f"one head, lr {heads[0][0]:g}, weight decay {heads[0][1]:g}" if len(heads) == 1 else
+                    f"{len(heads)} lr x weight-decay heads, the best on a held-out split of train")
+            length = f"{self.epochs} epochs" if self.steps is None else f"up to {self.steps} steps"
+            label = f"attentive probe of depth {self.depth} ({self.protocol} protocol: {rule}; {length})"
+        if (self.clips, self.views) != (1, 1):
+            label += f"; {self.clips} clips x {self.views} views"
+        if self.single_frame:
+            label += "; single frame"
+        return {"readout": label, "probe_kind": self.kind,
+                "probe_pooling": self.pooling if self.kind == "ridge" else "",
+                "probe_protocol": self.protocol if self.kind == "attentive" else ""}
 
     def head_grid(self) -> list[tuple[float, float]]:
         """The (lr, weight decay) heads trained per task: the protocol's, or lrs x weight_decays where given."""

@@ -36,7 +36,13 @@ COLUMNS: dict[str, str] = {
     "context_ratio": "float64", "target_ratio": "float64", "raw_target_ratio": "float64",
     "rankme": "float64", "target_std": "float64", "collapsed": "boolean", "acc_mean": "float64",
     "train_wall_s": "float64", "probe_wall_s": "float64",
-    "status": "string", "reason": "string", "checkpoint": "string", "written_at": "string",
+    "status": "string", "reason": "string", "checkpoint": "string",
+    # How and where each accuracy was read (trainers.stage_config.ProbeConfig.readout, trainers.provenance): the
+    # probing process's code, libraries, machine and threads, and every machine that trained the encoder.
+    "readout": "string", "probe_kind": "string", "probe_pooling": "string", "probe_protocol": "string",
+    "code_version": "string", "git_commit": "string", "git_dirty": "boolean", "torch_version": "string",
+    "ray_version": "string", "machine": "string", "threads": "Int64", "train_machine": "string",
+    "train_threads": "string", "written_at": "string",
 }
 _TASK_PREFIXES = ("acc_", "train_acc_", "chance_", "readout_")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.checkpoint import load_checkpoint
+from trainers.provenance import PROVENANCE_FILE
 from trainers.vjepa2 import COLLAPSE_STD
 
 from salt_budget.sweep.ladder import BRANCH_FILE
@@ -56,7 +57,9 @@ def probe_columns(result: dict[str, Any]) -> dict[str, float | bool | None]:
     within CONVERGED_MARGIN of chance on train) gives no accuracy (NaN), with converged_<task> False, so that
     an under-trained probe is never read as a verdict on the encoder. The readouts computed beside the main
     one (probe.also_ridge) go to readout_<name>_<task>."""
-    columns: dict[str, float | bool | None] = {"rankme": result["rankme"]}
+    # How and where it was read: a probe result written before these were recorded leaves them empty.
+    columns: dict[str, float | bool | str | None] = {
+        "rankme": result["rankme"], **result.get("readout", {}), **result.get("provenance", {})}
     accuracies = []
     for name, task in result["tasks"].items():
         converged = task.get("converged", True)
@@ -75,11 +78,30 @@ def probe_columns(result: dict[str, Any]) -> dict[str, float | bool | None]:
     return columns
 
 
+def _started_by(run_dir: Path) -> list[dict[str, Any]]:
+    """The processes that trained a run (provenance.jsonl), a cool-down branch's trunk included."""
+    branch = run_dir / BRANCH_FILE
+    trunk = _started_by(Path(json.loads(branch.read_text())["trunk_dir"])) if branch.is_file() else []
+    path = run_dir / PROVENANCE_FILE
+    return trunk + ([json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else [])
+
+
+def training_provenance(run_dir: Path) -> dict[str, str | None]:
+    """Where a run was trained: every machine and thread count that worked on it, in order, once each."""
+    started = _started_by(run_dir)
+
+    def distinct(key: str) -> str | None:
+        values = list(dict.fromkeys(str(line[key]) for line in started if key in line))
+        return "; ".join(values) or None
+
+    return {"train_machine": distinct("machine"), "train_threads": distinct("threads")}
+
+
 def loop_state(checkpoint: Path) -> dict[str, Any]:
     return load_checkpoint(checkpoint)["loop"]
 
 
-def _common(sweep: str, config_hash: str) -> dict[str, Any]:
+def common_columns(sweep: str, config_hash: str) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "sweep": sweep, "config_hash": config_hash,
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -100,10 +122,11 @@ def teacher_row(teacher: TeacherUnit, probe: dict[str, Any], *, sweep: str, conf
     checkpoint = teacher.final_checkpoint
     loop = loop_state(checkpoint)
     return {
-        **_common(sweep, config_hash), **_teacher_columns(teacher),
+        **common_columns(sweep, config_hash), **_teacher_columns(teacher),
         "unit_key": teacher.key, "role": "teacher", "step": teacher.id.steps, "is_final": True,
         "flops_teacher": loop["flops"], "flops_student": 0.0, "flops_total": loop["flops"],
         **training_summary(history(teacher.run_dir, teacher.id.steps)), **probe_columns(probe),
+        **training_provenance(teacher.run_dir),
         "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
     }
 
@@ -114,10 +137,11 @@ def student_row(student: StudentUnit, checkpoint: Path, step: int, probe: dict[s
     loop = loop_state(checkpoint)
     teacher_flops = loop_state(student.teacher.final_checkpoint)["flops"]
     return {
-        **_common(sweep, config_hash), **_teacher_columns(student.teacher), **_allocation_columns(student.allocation),
+        **common_columns(sweep, config_hash), **_teacher_columns(student.teacher), **_allocation_columns(student.allocation),
         "unit_key": student.key, "role": "student", "step": step, "is_final": step == student.allocation.student_steps,
         "flops_teacher": teacher_flops, "flops_student": loop["flops"], "flops_total": teacher_flops + loop["flops"],
         **training_summary(history(checkpoint.parent.parent, step)), **probe_columns(probe),
+        **training_provenance(checkpoint.parent.parent),
         "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
     }
 
@@ -136,11 +160,11 @@ def baseline_row(unit: BaselineUnit, checkpoint: Path, step: int, probe: dict[st
     loop = loop_state(checkpoint)
     summary = training_summary(history(checkpoint.parent.parent, step))
     return {
-        **_common(sweep, config_hash), **_baseline_columns(unit),
+        **common_columns(sweep, config_hash), **_baseline_columns(unit),
         "unit_key": unit.key, "step": step, "is_final": step == unit.budget,
         "flops_teacher": 0.0, "flops_student": loop["flops"], "flops_total": loop["flops"],
         **summary, "collapsed": None if summary["target_std"] is None else summary["target_std"] < COLLAPSE_STD,
-        **probe_columns(probe),
+        **probe_columns(probe), **training_provenance(checkpoint.parent.parent),
         "train_wall_s": loop["wall_s"], "probe_wall_s": probe_s, "status": "ok", "checkpoint": str(checkpoint),
     }
 
@@ -153,5 +177,8 @@ def failed_row(unit: TeacherUnit | StudentUnit | BaselineUnit, reason: str, *, s
         columns = _baseline_columns(unit)
     else:
         columns = {**_teacher_columns(unit), "role": "teacher"}
-    return {**_common(sweep, config_hash), **columns, "unit_key": unit.key, "step": FAILED_STEP,
-            "status": "failed", "reason": reason}
+    return {**common_columns(sweep, config_hash), **columns, "unit_key": unit.key, **failed_row_columns(reason)}
+
+
+def failed_row_columns(reason: str) -> dict[str, Any]:
+    return {"step": FAILED_STEP, "status": "failed", "reason": reason}

@@ -22,6 +22,7 @@ import yaml
 from trainers.config import save_config, to_dict
 
 from salt_budget.sweep.baselines import train_baselines
+from salt_budget.sweep.floor import probe_floors
 from salt_budget.sweep.plan import Plan, PlanError
 from salt_budget.sweep.plan_table import plan_frame, write_plan_csv
 from salt_budget.sweep.ray_tasks import run_as_tasks
@@ -241,6 +242,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
             say(f"each unit trains on {units.workers.count} Ray Train workers ({units.workers.cpus:g} CPU, "
                 f"{units.workers.gpus:g} GPU each); {units.slots} unit(s) at a time")
         train_teachers(plan, units, times)
+        probe_floors(plan, units)
         grid = train_students(plan, units, times)
         train_baselines(plan, units, times)
     except KeyboardInterrupt:

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from analysis.tables import FLOOR_ROLE, readout_name
+
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.plan_table import ladder_savings, teacher_steps_summary
 from salt_budget.sweep.results import read_results, table_path
@@ -82,9 +84,15 @@ def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float
     say(f"done in {wall_s:.1f} s: {len(attempted) - len(failed)} of {len(attempted)} allocations finished"
         + (f", FAILED: {', '.join(failed)}" if failed else "")
         + f"; {len(table)} rows in {table_path(plan.sweep_dir)}")
+    machines = sorted(set(finals["machine"].dropna())) if "machine" in finals else []
+    say(f"readout: {readout_name(finals)}; read on {', '.join(machines) or 'an unrecorded machine'}")
+    floor = finals[finals["role"] == FLOOR_ROLE]
+    if len(floor):
+        say(f"random-init floor (same readout): mean accuracy {percent(floor['acc_mean'].mean())} over "
+            f"{len(floor)} untrained encoder(s)")
     if final["acc_mean"].notna().any():
         best = final.loc[final["acc_mean"].idxmax()]
-        say(f"best final student: {best['allocation_id']} with mean probe accuracy {percent(best['acc_mean'])}")
+        say(f"best final student: {best['allocation_id']} with mean accuracy {percent(best['acc_mean'])}")
     elif len(final):
         say("best final student: none to name, no final student's probe converged")
     if plan.baselines:
