@@ -116,6 +116,20 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(micro_data, tmp_path, 
     assert losses(tmp_path) == losses(reference)  # same steps, bit-identical losses, no duplicates
 
 
+def test_a_deterministic_run_is_recorded_and_on_the_cpu_equals_the_default(micro_data, tmp_path, teacher_run):
+    # run.deterministic switches this process to torch's deterministic kernels; the CPU kernels the tiny runs use
+    # already are, so the losses stay those of the default run (docs/reproducibility.md measures it at scale).
+    reference, _ = teacher_run
+    try:
+        train_teacher(micro_teacher(deterministic=True), micro_data, tmp_path, seed=0, progress=False)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)  # process-wide: the other tests run with the default
+    assert losses(tmp_path) == losses(reference)
+    [record] = [json.loads(line) for line in (tmp_path / "provenance.jsonl").read_text().splitlines()]
+    assert record["deterministic"] is True and record["threads"] == torch.get_num_threads()
+
+
 def test_student_gradient_never_reaches_the_frozen_teacher(micro_data, teacher_run):
     _, teacher_ckpt = teacher_run
     torch.manual_seed(0)
