@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
+from analysis.stats import NO_DIFFERENCE, Difference, as_columns, column_names, compare
+
 FIT_SHARES = 3  # a parabola needs three distinct shares (and with exactly three it passes through them)
 CURVE = ["budget", "teacher_size", "student_size"]  # one curve per budget and pair of encoder sizes
 POINT = [*CURVE, "teacher_steps", "student_steps", "teacher_share"]
@@ -70,15 +72,42 @@ def allocation_points(students: pd.DataFrame, column: str) -> pd.DataFrame:
     return points
 
 
+def seed_values(students: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The values allocation_points averages: final student accuracy on `column` per allocation and seed,
+    what the comparisons between allocations pair by seed."""
+    frame = students[[*POINT, "seed", column]].dropna(subset=[column])
+    return frame.groupby([*POINT, "seed"], dropna=False, sort=True)[column].mean().rename("accuracy").reset_index()
+
+
+# The best allocation against the runner-up ("second_") and against the most teacher-heavy ("heaviest_"), over
+# seeds (analysis/stats.py).
+COMPARISONS = (*column_names("second_"), *column_names("heaviest_"))
 RANKING = ("allocations", "best_teacher_size", "best_teacher_steps", "best_share", "best_accuracy", "tied_shares",
-           "gap_second", "heaviest_share", "heaviest_accuracy", "gap_heaviest")
+           "gap_second", "heaviest_share", "heaviest_accuracy", "gap_heaviest", *COMPARISONS)
 
 
-def rank_allocations(curve: pd.DataFrame) -> dict[str, object]:
+def _arm(seeds: pd.DataFrame, point: pd.Series) -> pd.Series:
+    """One allocation's accuracy per seed."""
+    same = np.ones(len(seeds), dtype=bool)
+    for column in POINT:
+        value = point[column]
+        same &= ((seeds[column] == value) | (seeds[column].isna() & pd.isna(value))).to_numpy(dtype=bool)
+    return seeds[same].set_index("seed")["accuracy"]
+
+
+def _versus(seeds: pd.DataFrame | None, best: pd.Series, other: pd.Series | None) -> Difference:
+    if seeds is None or other is None or other.name == best.name:
+        return NO_DIFFERENCE
+    return compare(_arm(seeds, best), _arm(seeds, other))
+
+
+def rank_allocations(curve: pd.DataFrame, seeds: pd.DataFrame | None = None) -> dict[str, object]:
     """Best allocation among `curve`'s points, its gap to the runner-up and to the most teacher-heavy one;
-    of tied bests, the one with the smaller teacher share is named."""
+    of tied bests, the one with the smaller teacher share is named. With `seeds` (seed_values), each gap is
+    also compared with the seed noise, paired by seed; without, those columns say there is nothing to compare."""
     ranked = curve.sort_values(["accuracy", "teacher_share"], ascending=[False, True], kind="stable")
     best = ranked.iloc[0]
+    second = ranked.iloc[1] if len(ranked) > 1 else None
     heavy = curve[curve["teacher_share"] == curve["teacher_share"].max()]  # several teacher sizes may share it
     heaviest = heavy.loc[heavy["accuracy"].idxmax()]
     tied = ranked[ranked["accuracy"] == best["accuracy"]]
@@ -86,17 +115,20 @@ def rank_allocations(curve: pd.DataFrame) -> dict[str, object]:
         "allocations": len(curve), "best_teacher_size": best["teacher_size"],
         "best_teacher_steps": int(best["teacher_steps"]), "best_share": float(best["teacher_share"]),
         "best_accuracy": float(best["accuracy"]), "tied_shares": " ".join(f"{s:.3g}" for s in tied["teacher_share"]),
-        "gap_second": float(best["accuracy"] - ranked.iloc[1]["accuracy"]) if len(ranked) > 1 else float("nan"),
+        "gap_second": float(best["accuracy"] - second["accuracy"]) if second is not None else float("nan"),
         "heaviest_share": float(heaviest["teacher_share"]), "heaviest_accuracy": float(heaviest["accuracy"]),
         "gap_heaviest": float(best["accuracy"] - heaviest["accuracy"]),
+        **as_columns(_versus(seeds, best, second), "second_"),
+        **as_columns(_versus(seeds, best, heaviest), "heaviest_"),
     }
 
 
-def allocation_findings(points: pd.DataFrame) -> pd.DataFrame:
-    """Per curve (budget, teacher size, student size): ranking of the trained allocations and the fit."""
+def allocation_findings(points: pd.DataFrame, seeds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per curve (budget, teacher size, student size): ranking of the trained allocations (its gaps set against
+    the seed noise where `seeds`, seed_values, is given) and the fit."""
     rows = []
     for key, curve in points.groupby(CURVE, dropna=False, sort=True):
         fit = fit_share_curve(curve["teacher_share"].to_numpy(), curve["accuracy"].to_numpy())
-        rows.append({**dict(zip(CURVE, key, strict=True)), **rank_allocations(curve), **asdict(fit)})
+        rows.append({**dict(zip(CURVE, key, strict=True)), **rank_allocations(curve, seeds), **asdict(fit)})
     # Named columns keep the table's header when no student has finished yet.
     return pd.DataFrame(rows, columns=[*CURVE, *RANKING, *(f.name for f in fields(ShareFit))])

@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from analysis.allocation import allocation_findings, allocation_points
+from analysis.allocation import allocation_findings, allocation_points, seed_values
 from analysis.baselines import baseline_comparison
-from analysis.pairs import student_teacher_pairs, teacher_label
+from analysis.pairs import student_teacher_pairs, teacher_label, versus_teacher
 from analysis.markdown import budget_name
 from analysis.pareto import pareto_mask
 from analysis.recommend import Recommendation, next_budget
@@ -36,8 +36,10 @@ FAILED_COLUMNS = ["sweep", "role", "unit_key", "allocation_id", "teacher_size", 
 class Findings:
     pareto: pd.DataFrame  # final encoders of every role (baselines with their collapse signal), on_front per task
     allocation_points: pd.DataFrame  # final students, one point per allocation (mean over seeds)
-    allocation: pd.DataFrame  # per curve: best allocation, gaps, fitted optimum
+    allocation_seeds: pd.DataFrame  # final students, one value per allocation and seed (what the intervals pair)
+    allocation: pd.DataFrame  # per curve: best allocation, gaps (against the seed noise), fitted optimum
     pairs: pd.DataFrame  # final students beside their teachers
+    versus_teacher: pd.DataFrame  # per allocation: student - teacher over seeds, against the seed noise
     loss_points: pd.DataFrame  # student and baseline checkpoints: loss and accuracy
     loss_fits: pd.DataFrame  # per teacher, pooled over students, and per baseline run (role column)
     teacher_points: pd.DataFrame  # teacher-side metric against student accuracy
@@ -74,11 +76,13 @@ def _pareto(results: Results, metrics: list[Metric]) -> pd.DataFrame:
     return table
 
 
-def _allocation(results: Results, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _allocation(results: Results, metrics: list[Metric]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Points (seed means), per-seed values and per-curve findings, each with a task column."""
     students = results.final[equals(results.final, "role", "student")]
     points = [allocation_points(students, m.column).assign(task=m.name) for m in metrics]
-    fits = [allocation_findings(p).assign(task=m.name) for m, p in zip(metrics, points, strict=True)]
-    return _concat(points), _concat(fits)
+    seeds = [seed_values(students, m.column).assign(task=m.name) for m in metrics]
+    fits = [allocation_findings(p, s).assign(task=m.name) for m, p, s in zip(metrics, points, seeds, strict=True)]
+    return _concat(points), _concat(seeds), _concat(fits)
 
 
 def _pairs(pairs: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
@@ -138,13 +142,16 @@ def _unfinished(results: Results) -> pd.DataFrame:
 
 def compute(results: Results, metrics: list[Metric]) -> Findings:
     pairs = _pairs(student_teacher_pairs(results), metrics)
-    allocation_points_table, allocation = _allocation(results, metrics)
+    allocation_points_table, allocation_seeds, allocation = _allocation(results, metrics)
     loss_points, loss_fits = _loss(results, metrics)
     teacher_points, teacher_fits = _teacher_side(pairs, metrics)
     failed = results.failed[[c for c in FAILED_COLUMNS if c in results.failed]].reset_index(drop=True)
     pareto = _pareto(results, metrics)
     head = next((m for m in metrics if m.name == MEAN_TASK), metrics[0])
     advice, no_advice = next_budget(results, head.column)
-    return Findings(pareto, allocation_points_table, allocation, pairs, loss_points, loss_fits,
-                    teacher_points, teacher_fits, baseline_comparison(pareto), failed, _unfinished(results),
-                    recommendation_table(advice), advice, no_advice)
+    return Findings(
+        pareto=pareto, allocation_points=allocation_points_table, allocation_seeds=allocation_seeds,
+        allocation=allocation, pairs=pairs, versus_teacher=versus_teacher(pairs), loss_points=loss_points,
+        loss_fits=loss_fits, teacher_points=teacher_points, teacher_fits=teacher_fits,
+        baselines=baseline_comparison(pareto), failed=failed, unfinished=_unfinished(results),
+        recommendation=recommendation_table(advice), advice=advice, no_advice=no_advice)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.stats import as_columns, column_names, compare
 from analysis.tables import Results, equals
 
 # What the teacher side can offer as a predictor of its student (the paper's claim is that it cannot).
@@ -33,3 +34,20 @@ def student_teacher_pairs(results: Results) -> pd.DataFrame:
     pairs = students.merge(teachers, on="teacher_key", how="left", validate="many_to_one")
     pairs["teacher"] = teacher_label(pairs)
     return pairs
+
+
+# One comparison per allocation (over its seeds) and task.
+ALLOCATION = ["task", "budget", "teacher_size", "teacher_steps", "teacher_share", "student_size", "student_steps"]
+
+
+def versus_teacher(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per allocation and task, from the long pairs table (student_accuracy, teacher_accuracy, task): the
+    student minus its teacher over seeds, paired by seed (a student learns from the teacher of its seed)."""
+    rows = []
+    for key, group in pairs.groupby(ALLOCATION, dropna=False, sort=True):
+        by_seed = group.set_index("seed")
+        rows.append({**dict(zip(ALLOCATION, key, strict=True)),
+                     "student_accuracy": float(group["student_accuracy"].mean()),
+                     "teacher_accuracy": float(group["teacher_accuracy"].mean()),
+                     **as_columns(compare(by_seed["student_accuracy"], by_seed["teacher_accuracy"]))})
+    return pd.DataFrame(rows, columns=[*ALLOCATION, "student_accuracy", "teacher_accuracy", *column_names()])

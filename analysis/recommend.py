@@ -220,14 +220,13 @@ def _recommend_pair(pair: tuple, students: pd.DataFrame, results: Results, budge
     if math.isnan(sd):
         share_interval = accuracy_interval = (float("nan"), float("nan"))
         variances = {b: float("nan") for b in swept}
-        notes.append("one seed per allocation: no seed spread to draw an interval from; sweep a second seed")
     else:
         shares, accuracies, variances = bootstrap(points, sd, budget, draws, seed)
         share_interval = tuple(float(v) for v in np.percentile(shares, [level_low, level_high]))
         accuracy_interval = tuple(float(v) for v in np.percentile(accuracies, [level_low, level_high]))
     if len(swept) == 2:
-        notes.append("two budgets: the trend passes through both, nothing checks it; the interval holds the seed "
-                     "noise only")
+        notes.append("two budgets: the trend passes through both, nothing checks it" +
+                     ("" if math.isnan(sd) else "; the interval holds the seed noise only"))
     for _, row in optima[optima["where"] == "edge"].iterrows():
         notes.append(f"at {budget_name(row['budget'], kind)} the best share is the {row['edge']} one swept: the "
                      f"optimum may lie beyond it, so the trend there is a bound; sweep {row['edge'].replace('est', 'er')} "

@@ -11,8 +11,24 @@ from analysis.markdown import budget_name
 from analysis.recommend import Recommendation
 
 
+# One seed per allocation gives the bootstrap no seed spread to redraw from: there is no interval to print.
+NO_INTERVAL = "no interval: one seed per allocation (sweep a second seed to draw one)"
+
+
 def _pct(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.1f}%"
+
+
+def has_interval(r: Recommendation) -> bool:
+    return not any(math.isnan(v) for v in (*r.share_interval, *r.accuracy_interval))
+
+
+def _share_interval(r: Recommendation) -> str:
+    return f"{r.share_interval[0]:.3f}-{r.share_interval[1]:.3f}"
+
+
+def _accuracy_interval(r: Recommendation) -> str:
+    return f"{_pct(r.accuracy_interval[0])}-{_pct(r.accuracy_interval[1])}"
 
 
 def format_recommendation(r: Recommendation) -> list[str]:
@@ -21,10 +37,12 @@ def format_recommendation(r: Recommendation) -> list[str]:
     split = f"teacher share {r.share:.3f}"
     if r.teacher_steps is not None:
         split += f": T = {r.teacher_steps:,} teacher steps, S = {round(r.budget) - r.teacher_steps:,} student steps"
+    interval, accuracy = NO_INTERVAL, f"Predicted accuracy {_pct(r.accuracy)}"
+    if has_interval(r):
+        interval, accuracy = f"90% interval of the share {_share_interval(r)}", f"{accuracy} ({_accuracy_interval(r)})"
     lines = [
         f"**Recommended split at {budget_name(r.budget, kind)}** ({r.teacher_size} teacher, {r.student_size} "
-        f"student): {split}; 90% interval of the share {r.share_interval[0]:.3f}-{r.share_interval[1]:.3f}. "
-        f"Predicted accuracy {_pct(r.accuracy)} ({_pct(r.accuracy_interval[0])}-{_pct(r.accuracy_interval[1])}).",
+        f"student): {split}; {interval}. {accuracy}.",
     ]
     if r.too_far:
         lines.append(f"**Too far to trust**: {budget_name(r.budget, kind)} lies {r.reach:.1f}x as far beyond the "
@@ -39,7 +57,8 @@ def format_recommendation(r: Recommendation) -> list[str]:
     lines += ["", f"Trend: share = {math.exp(r.trend.p0):.3g} x budget^{r.trend.p1:.3f}; accuracy = "
                   f"{100 * r.trend.q0:.1f} + {100 * r.trend.q1:.2f} x ln(budget) points."]
     lines += [f"- {note}" for note in r.notes]
-    lines.append(f"- the interval narrows most with {r.next_sweep}")
+    lines.append(f"- the interval narrows most with {r.next_sweep}" if has_interval(r) else
+                 f"- an interval needs {r.next_sweep}")
     c = r.cost
     hours = "" if c.get("sweeps_hours", float("nan")) != c.get("sweeps_hours") else \
         f", {c['sweeps_hours']:.2f} process-hours of training and probing"
@@ -52,21 +71,34 @@ def format_recommendation(r: Recommendation) -> list[str]:
     return lines
 
 
+def _check_verdict(predicted: Recommendation, measured: dict[str, float]) -> str:
+    """Whether the best trained share lies in the predicted interval; with one seed there is no interval, so
+    the point prediction is set beside the measured best and the check is said to need two seeds."""
+    best = measured["best_trained_share"]
+    if not has_interval(predicted):
+        return (f"The best trained share is {best:.3f}, the predicted share {predicted.share:.3f} "
+                f"({best / predicted.share:.2f}x the prediction); with one seed per allocation there is no "
+                f"interval to check it against: the check needs two seeds per allocation (sweep a second seed).")
+    inside = predicted.share_interval[0] <= best <= predicted.share_interval[1]
+    return f"The best trained share lies {'inside' if inside else 'OUTSIDE'} the predicted interval."
+
+
 def format_check(predicted: Recommendation, measured: dict[str, float]) -> list[str]:
     kind = predicted.budget_kind
-    inside = predicted.share_interval[0] <= measured["best_trained_share"] <= predicted.share_interval[1]
+    if has_interval(predicted):
+        row = (f"| predicted (90% interval) | {predicted.share:.3f} ({_share_interval(predicted)}) | "
+               f"{_pct(predicted.accuracy)} ({_accuracy_interval(predicted)}) |")
+    else:
+        row = f"| predicted (no interval: one seed) | {predicted.share:.3f} | {_pct(predicted.accuracy)} |"
     return [
         f"Check: fitted on {', '.join(budget_name(b, kind) for b in predicted.optima['budget'])}, predicting "
         f"{budget_name(measured['budget'], kind)}",
-        "", "| | share | accuracy |", "| --- | ---: | ---: |",
-        f"| predicted (90% interval) | {predicted.share:.3f} ({predicted.share_interval[0]:.3f}-"
-        f"{predicted.share_interval[1]:.3f}) | {_pct(predicted.accuracy)} ({_pct(predicted.accuracy_interval[0])}-"
-        f"{_pct(predicted.accuracy_interval[1])}) |",
+        "", "| | share | accuracy |", "| --- | ---: | ---: |", row,
         f"| measured: best allocation trained | {measured['best_trained_share']:.3f} | "
         f"{_pct(measured['best_trained_accuracy'])} |",
         f"| measured: fitted optimum of its curve | {measured['fitted_optimum_share']:.3f} | "
         f"{_pct(measured['fitted_optimum_accuracy'])} |",
-        "", f"The best trained share lies {'inside' if inside else 'OUTSIDE'} the predicted interval.",
+        "", _check_verdict(predicted, measured),
     ]
 
 

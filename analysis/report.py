@@ -80,7 +80,7 @@ def write_report(run_dirs: Sequence[Path], out: Path | None = None, task: str | 
     if "md" in formats:
         written.files.append(atomic_write(out / "summary.md", lambda p: p.write_text(summary)))
 
-    figures = all_figures(findings, metrics, sizes, _chance(results))
+    figures = all_figures(findings, metrics, sizes, _chance(results), results=results)
     if "html" in formats:
         title = f"salt-budget report: {', '.join(d.name for d in results.runs)}"
         page = html.render(title, figures, summary, csv_paths)

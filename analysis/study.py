@@ -17,6 +17,10 @@ import pandas as pd
 
 from analysis.markdown import num, pct, table
 from analysis.regression import grouped_fits
+from analysis.stats import describe, from_columns, tally
+from analysis.study_stats import (
+    against_first, against_first_words, best_shares, runner_up_words, versus_teacher_words,
+)
 from analysis.tables import MEAN_TASK, Metric, ReportError, Results, equals, load_results
 
 
@@ -97,7 +101,7 @@ def _final_pairs(study: StudyData, sweep: dict) -> pd.DataFrame:
     columns = [m.column for m in study.metrics]
     teacher_acc = teachers.set_index("unit_key")[columns].add_prefix("teacher_")
     pairs = students.join(teacher_acc, on="teacher_key")
-    return pairs.assign(ablation=sweep["ablation"], variant=sweep["variant"])
+    return pairs.assign(ablation=sweep["ablation"], variant=sweep["variant"], folder=sweep["folder"])
 
 
 def final_pairs(study: StudyData, ablation: str | None = None) -> pd.DataFrame:
@@ -131,20 +135,6 @@ def allocation_table(study: StudyData) -> pd.DataFrame:
     return _spread(pairs, ["budget", "teacher_steps", "teacher_share"], study)
 
 
-def best_shares(allocation: pd.DataFrame) -> pd.DataFrame:
-    """Per budget: the share with the best seed-mean task average, the runner-up's gap, and the seeds' spread."""
-    rows = []
-    for budget, group in allocation.groupby("budget", sort=True):
-        ranked = group.sort_values("student_mean", ascending=False)
-        best = ranked.iloc[0]
-        gap = best["student_mean"] - ranked.iloc[1]["student_mean"] if len(ranked) > 1 else np.nan
-        rows.append({"budget": int(budget), "best_share": float(best["teacher_share"]),
-                     "best_teacher_steps": int(best["teacher_steps"]), "best_mean": float(best["student_mean"]),
-                     "gap_to_runner_up": float(gap), "seed_sd_mean": float(group["student_mean_sd"].mean()),
-                     "shares": len(group)})
-    return pd.DataFrame(rows)
-
-
 def variant_table(study: StudyData, ablation: str, by: str) -> pd.DataFrame:
     pairs = final_pairs(study, ablation)
     if pairs.empty:
@@ -152,7 +142,7 @@ def variant_table(study: StudyData, ablation: str, by: str) -> pd.DataFrame:
     if by == "teacher_size":  # small to large, by the teacher's FLOPs per step (names do not sort by size)
         per_step = pairs["flops_teacher"].astype(float) / pairs["teacher_steps"].astype(float)
         pairs = pairs.assign(_cost=per_step.groupby(pairs["teacher_size"]).transform("median")).sort_values("_cost")
-    return _spread(pairs, [by], study)
+    return against_first(_spread(pairs, [by], study), pairs, by)
 
 
 def regression_table(study: StudyData) -> pd.DataFrame:
@@ -248,7 +238,8 @@ def tables(study: StudyData) -> dict[str, pd.DataFrame]:
     allocation = allocation_table(study)
     found = {
         "study_allocation": allocation,
-        "study_best_share": best_shares(allocation) if len(allocation) else pd.DataFrame(),
+        "study_best_share": best_shares(allocation, final_pairs(study, "allocation")) if len(allocation) else
+        pd.DataFrame(),
         "study_teacher_size": variant_table(study, "teacher_size", "teacher_size"),
         "study_teacher_masks": variant_table(study, "teacher_masks", "variant"),
         "study_regression": regression_table(study),
@@ -273,9 +264,10 @@ def _floor(study: StudyData) -> dict[str, float]:
 def _variant_lines(frame: pd.DataFrame, by: str, study: StudyData, title: str) -> list[str]:
     metrics = study.metrics
     headers = [by.replace("_", " "), "seeds", *(f"teacher {m.label}" for m in metrics),
-               *(f"student {m.label}" for m in metrics)]
+               *(f"student {m.label}" for m in metrics), f"students against {frame[by].iloc[0]}'s (task average)"]
     rows = [[r[by], int(r["seeds"]), *(pct(r[f"teacher_{m.name}"]) for m in metrics),
-             *(_pm(r[f"student_{m.name}"], r[f"student_{m.name}_sd"]) for m in metrics)] for _, r in frame.iterrows()]
+             *(_pm(r[f"student_{m.name}"], r[f"student_{m.name}_sd"]) for m in metrics),
+             "-" if i == 0 else describe(from_columns(r, "vs_first_"))] for i, (_, r) in enumerate(frame.iterrows())]
     return [f"## {title}", "", table(headers, rows), ""]
 
 
@@ -310,23 +302,22 @@ def summary(study: StudyData, found: dict[str, pd.DataFrame]) -> str:
         best = found["study_best_share"]
         for _, r in best.iterrows():
             lines.append(f"- Budget {int(r['budget'])}: best share {r['best_share']:.3g} (T = {int(r['best_teacher_steps'])}), "
-                         f"task average {pct(r['best_mean'])}, {pct(r['gap_to_runner_up'])} points above the runner-up; "
-                         f"seeds differ by {pct(r['seed_sd_mean'])} points (mean sd).")
-        resolved = best["gap_to_runner_up"] > best["seed_sd_mean"]
+                         f"task average {pct(r['best_mean'])}, {runner_up_words(r)}.")
         heaviest = allocation.groupby("budget")["teacher_share"].max()
         heavy_best = int((best.set_index("budget")["best_share"] >= heaviest).sum())
         shares = ", ".join(f"{r.best_share:.3g} of {int(r.budget)}" for r in best.itertuples())
         verdicts.append(
             f"Best teacher share per budget: {shares} (paper: T = 40k at every budget, 1/3 of 120k, 1/4 of 160k, "
             f"1/6 of 240k); the most teacher-heavy share is best in {heavy_best} of {len(best)} budgets; the best "
-            f"share leads the runner-up by more than the seeds' spread in {int(resolved.sum())} of {len(best)}.")
+            f"share against the runner-up over seeds, in {len(best)} budget{'s' * (len(best) != 1)}: "
+            f"{tally(best, above='(best ahead)', below='(runner-up ahead)')}.")
         lines.append("")
     pairs = found.get("study_pairs")
     if pairs is not None:
         pairs = pairs.drop_duplicates("unit_key")  # an allocation two ablations share counts once
         beats = pairs["acc_mean"] > pairs["teacher_acc_mean"]
         verdicts.append(f"Students beat their teacher (task average) in {int(beats.sum())} of {len(pairs)} final "
-                        f"students (paper: every one).")
+                        f"students (paper: every one); {versus_teacher_words(pairs)}.")
         if floor:
             above = pairs["acc_mean"] > floor[MEAN_TASK]
             verdicts.append(f"Students above the random-init encoder's task average ({pct(floor[MEAN_TASK])}): "
@@ -337,19 +328,22 @@ def summary(study: StudyData, found: dict[str, pd.DataFrame]) -> str:
         if len(sizes) > 1:
             teacher_range = sizes["teacher_mean"].max() - sizes["teacher_mean"].min()
             student_range = sizes["student_mean"].max() - sizes["student_mean"].min()
+            students = against_first_words(sizes, "teacher_size", "vs_first_")
+            teachers = against_first_words(sizes, "teacher_size", "teacher_vs_first_")
             verdicts.append(f"Teacher size ({', '.join(sizes['teacher_size'])}): teachers alone span "
-                            f"{pct(teacher_range)} points, their students {pct(student_range)}, against a seed spread "
-                            f"of {pct(sizes['student_mean_sd'].mean())} (paper, B to g: 7.8 against 1.1: larger "
-                            f"teachers barely help).")
+                            f"{pct(teacher_range)} points, their students {pct(student_range)}. Against the "
+                            f"{sizes['teacher_size'].iloc[0]} teacher's, over seeds: students {students}; teachers "
+                            f"alone {teachers} (paper, B to g: 7.8 against 1.1: larger teachers barely help).")
     masks = found.get("study_teacher_masks")
     if masks is not None:
         lines += _variant_lines(masks, "variant", study, "Teacher masking (the student keeps multi-block)")
         ranked = masks.sort_values("student_mean", ascending=False)["variant"].tolist()
         spread = masks["student_mean"].max() - masks["student_mean"].min()
+        against = (f"; against {masks['variant'].iloc[0]}, over seeds: "
+                   f"{against_first_words(masks, 'variant', 'vs_first_')}") if len(masks) > 1 else ""
         verdicts.append(f"Teacher masking, students ranked by task average: {' > '.join(ranked)}, "
-                        f"{pct(spread)} points from first to last against a seed spread of "
-                        f"{pct(masks['student_mean_sd'].mean())} (paper: multiblock 77.4 > tube x1 77.1 > tube x2 76.9 "
-                        f"> causal 73.7).")
+                        f"{pct(spread)} points from first to last{against} (paper: multiblock 77.4 > tube x1 77.1 > "
+                        f"tube x2 76.9 > causal 73.7).")
     fits = found.get("study_regression")
     if fits is not None:
         lines += ["## Student loss against probe accuracy (allocation ablation, over each run's checkpoints)", "",

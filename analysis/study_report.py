@@ -14,22 +14,8 @@ from typing import Collection
 
 from analysis import html
 from analysis.report import FORMATS, Written, atomic_write, write_pngs, write_report
-from analysis.study import StudyData, _floor, load_study, summary, tables
-from analysis.study_figures import allocation_figure, variants_figure
-
-
-def _figures(study: StudyData, found: dict) -> list:
-    chance, floor, metrics = study.chance(), _floor(study), study.metrics
-    figures = []
-    if "study_allocation" in found:
-        figures.append(allocation_figure(found["study_allocation"], metrics, chance, floor))
-    if "study_teacher_size" in found:
-        figures.append(variants_figure(found["study_teacher_size"], "teacher_size", metrics, chance, floor,
-                                       "study_teacher_size", "Teacher size: teacher alone and its student"))
-    if "study_teacher_masks" in found:
-        figures.append(variants_figure(found["study_teacher_masks"], "variant", metrics, chance, floor,
-                                       "study_teacher_masks", "Teacher masking: teacher alone and its student"))
-    return figures
+from analysis.study import load_study, summary, tables
+from analysis.study_figures import study_figures
 
 
 def write_study_report(study_dir: Path, out: Path | None = None, task: str | None = None,
@@ -47,7 +33,7 @@ def write_study_report(study_dir: Path, out: Path | None = None, task: str | Non
         csv_paths[name] = path.relative_to(out).as_posix()
         written.files.append(path)
     text = summary(study, found)
-    figures = _figures(study, found)
+    figures = study_figures(study, found)
     if "md" in formats:
         written.files.append(atomic_write(out / "study.md", lambda p: p.write_text(text)))
     if "html" in formats:

@@ -14,8 +14,9 @@ from analysis.recommend_text import format_recommendation
 from analysis.summary_allocation import (
     allocation_section, encoder_name, headline, loss_section, teacher_side_section, teacher_size_section,
 )
-from analysis.summary_baselines import baselines_section, beats_section, versus
-from analysis.tables import MEAN_TASK, Metric, Results, equals, is_baseline
+from analysis.stats import from_columns, noise_words
+from analysis.summary_baselines import baselines_section, beats_section, teacher_verdicts, versus
+from analysis.tables import MEAN_TASK, Metric, Results, column_true, equals, floor_accuracy, is_baseline
 
 
 def _values(frame: pd.DataFrame, column: str) -> str:
@@ -41,10 +42,36 @@ def _overview(results: Results, metrics: list[Metric], sizes: list[str]) -> list
         f"- Budgets ({_budget_kind(rows)}): "
         f"{', '.join(budget_name(v) for v in sorted(rows['budget'].dropna().unique())) or NA}; teacher sizes, small to large by FLOPs per step: "
         f"{', '.join(sizes) or NA}; student sizes: {_values(rows, 'student_size')}; seeds: {_values(rows, 'seed')}.",
-        "- Accuracies are the attentive probe's top-1 on the validation split in %, gaps in percentage points; "
-        "\"final\" is each unit's last checkpoint.",
+        f"- Readout: {results.readout}. Accuracies are its top-1 on the validation split in %, gaps in percentage "
+        "points; \"final\" is each unit's last checkpoint.",
+        f"- {_floor_line(results, metrics)}",
+        f"- Read on: {_provenance_line(results.rows)}.",
     ]
     return lines + [f"- {note}." for note in results.notes]
+
+
+def _floor_line(results: Results, metrics: list[Metric]) -> str:
+    floor = results.floor
+    if floor.empty:
+        return ("Random-init floor: not measured in this table (a sweep before salt-budget probed it): read "
+                "accuracies against `salt-budget probe random` on the same readout.")
+    sizes = sorted(floor["student_size"].dropna().unique())
+    values = ", ".join(f"{m.label} {pct(floor_accuracy(results, m))}%" for m in metrics)
+    return (f"Random-init floor (untrained {', '.join(sizes)} encoder{'s' * (len(sizes) > 1)}, same readout, "
+            f"seeds {_values(floor, 'seed')}): {values}; an accuracy means training only where it clears this.")
+
+
+def _provenance_line(rows: pd.DataFrame) -> str:
+    """Machines, code and library versions of the rows, as recorded."""
+    def distinct(column: str) -> str:
+        return ", ".join(sorted({str(v) for v in rows[column].dropna()})) if column in rows else ""
+
+    commits = distinct("git_commit")
+    dirty = "dirty" if column_true(rows, "git_dirty") else ""
+    parts = [f"machine {distinct('machine') or NA}", f"code {distinct('code_version') or NA}"
+             f"{f' at {commits}' if commits else ''}{f' ({dirty})' if dirty else ''}",
+             f"torch {distinct('torch_version') or NA}", f"threads {distinct('threads') or NA}"]
+    return "; ".join(parts)
 
 
 def _at_or_below_chance(results: Results, metric: Metric, baselines: bool = False) -> tuple[int, int, float]:
@@ -61,12 +88,15 @@ def _glance(results: Results, findings: Findings, metrics: list[Metric]) -> list
     head = headline(metrics)
     lines = ["", f"## At a glance ({head.label})", ""]
     points = findings.allocation_points[findings.allocation_points["task"] == head.name]
+    seeds = findings.allocation_seeds[findings.allocation_seeds["task"] == head.name]
     for budget, group in points.groupby("budget", sort=True):
-        r = rank_allocations(group)
+        r = rank_allocations(group, seeds)  # each gap set against the seed noise (analysis/stats.py)
         runner_up = ("no other allocation" if missing(r["gap_second"]) else
-                     f"{pct(r['gap_second'])} points above the runner-up")
+                     f"{pct(r['gap_second'])} points above the runner-up "
+                     f"({noise_words(from_columns(r, 'second_'))})")
         heaviest = ("it is the most teacher-heavy allocation" if r["heaviest_share"] == r["best_share"] else
-                    f"{pct(r['gap_heaviest'])} above the most teacher-heavy (share {share(r['heaviest_share'])})")
+                    f"{pct(r['gap_heaviest'])} above the most teacher-heavy (share {share(r['heaviest_share'])}; "
+                    f"{noise_words(from_columns(r, 'heaviest_'))})")
         lines.append(f"- Budget {budget_name(budget)}: best is a {r['best_teacher_size']} teacher for {r['best_teacher_steps']} "
                      f"steps "
                      f"(share {share(r['best_share'])}), {pct(r['best_accuracy'])}%, {runner_up}, {heaviest}.")
@@ -86,7 +116,7 @@ def _glance(results: Results, findings: Findings, metrics: list[Metric]) -> list
     pairs = findings.pairs[findings.pairs["task"] == head.name].dropna(subset=["teacher_accuracy", "student_accuracy"])
     if len(pairs):
         lines.append(f"- {int(pairs['beats_teacher'].sum())} of {len(pairs)} final students beat their teacher "
-                     f"(paper: {reference.STUDENTS_BEAT_TEACHERS}).")
+                     f"(paper: {reference.STUDENTS_BEAT_TEACHERS}); {teacher_verdicts(findings, head)}.")
     for _, r in findings.baselines[findings.baselines["task"] == head.name].iterrows():
         lines.append(f"- {versus(r)}")
     low, students, chance = _at_or_below_chance(results, head)
@@ -149,7 +179,8 @@ def _limits(results: Results, findings: Findings, metrics: list[Metric]) -> list
                      "against it.")
     elif len(points):
         lines.append(f"- Up to {points['seeds'].max()} seeds per allocation; the mean seed-to-seed standard deviation "
-                     f"is {pct(points['accuracy_sd'].mean())} points: gaps smaller than that are noise.")
+                     f"is {pct(points['accuracy_sd'].mean())} points. A gap above is a finding only where it says "
+                     "\"resolved\": its 90% interval over seeds (paired by seed) excludes zero.")
     for metric in metrics:
         # A task average of quantised accuracies is quantised too, but says nothing new about the split.
         step = _lattice_step(final[metric.column]) if metric.name != MEAN_TASK else float("nan")

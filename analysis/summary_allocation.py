@@ -10,6 +10,7 @@ from analysis import reference
 from analysis.allocation import allocation_findings
 from analysis.findings import LOSS, Findings
 from analysis.markdown import NA, budget_id, budget_name, missing, num, pct, share, steps, table
+from analysis.stats import ONE_SEED, from_columns, noise_words, tally
 from analysis.tables import MEAN_TASK, Metric, baseline_name
 
 
@@ -33,7 +34,9 @@ def _optimum(row: pd.Series) -> str:
     return f"{share(row['optimum_share'])} ({pct(row['optimum_accuracy'])}), {where} the tested range"
 
 
-def _ranking_rows(fits: pd.DataFrame, labels: dict[str, str], step_format=budget_name) -> list[list[object]]:
+def _ranking_rows(fits: pd.DataFrame, labels: dict[str, str], step_format=budget_name,
+                  noise: bool = False) -> list[list[object]]:
+    """The ranking table's rows; with `noise`, a last cell sets the gap to the runner-up against the seeds."""
     rows = []
     for _, r in fits.iterrows():
         ties = r["tied_shares"].split()
@@ -45,6 +48,8 @@ def _ranking_rows(fits: pd.DataFrame, labels: dict[str, str], step_format=budget
                     f"share {share(r['heaviest_share'])}: {pct(r['heaviest_accuracy'])}, gap {pct(r['gap_heaviest'])}")
         rows.append([step_format(r["budget"]), f"{r['teacher_size']} → {r['student_size']}", labels[r["task"]], best,
                      pct(r["best_accuracy"]), gap_second, heaviest, _optimum(r)])
+        if noise:
+            rows[-1].append(noise_words(from_columns(r, "second_")))
     return rows
 
 
@@ -61,7 +66,8 @@ def allocation_section(findings: Findings, metrics: list[Metric]) -> list[str]:
     lines = ["", "## Where the budget should go (accuracy against teacher share)", ""]
     if fits.empty:
         return lines + ["No finished student: the data cannot say how to split the budget."]
-    lines += [table(ALLOCATION_HEADERS, _ranking_rows(fits, {m.name: m.label for m in metrics})), "",
+    lines += [table([*ALLOCATION_HEADERS, "gap to 2nd against the seeds"],
+                    _ranking_rows(fits, {m.name: m.label for m in metrics}, noise=True)), "",
               "Fitted curve: a quadratic in ln(share) per budget and size pair; its optimum is the fitted maximum "
               "over the tested shares, so an optimum at the edge means the best share may lie outside them.", ""]
     head = headline(metrics)
@@ -70,7 +76,20 @@ def allocation_section(findings: Findings, metrics: list[Metric]) -> list[str]:
                  f"{len(mine)} curves ({head.label}).")
     lines.append(f"- Best teacher share per budget ({head.label}): " + "; ".join(
         f"{budget_name(r['budget'])} {r['teacher_size']}: {share(r['best_share'])}" for _, r in mine.iterrows()) + ".")
+    lines.append(f"- {_runner_up_verdicts(mine)} ({head.label}).")
     return lines + _paper_allocation(metrics)
+
+
+def _runner_up_verdicts(fits: pd.DataFrame) -> str:
+    """Whether the best share's lead over the runner-up exceeds the seed noise, over the curves, in words."""
+    compared = fits[fits["second_n"] > 0]
+    if compared.empty:
+        return "No curve has a runner-up to set the best share against"
+    if (compared["second_verdict"] == ONE_SEED).all():
+        return ("One seed per allocation: no best share is tested against the runner-up beyond the seed noise, so "
+                "none is shown to be better than it")
+    return (f"The best share against the runner-up over seeds, in {len(compared)} curves: "
+            f"{tally(compared, 'second_', above='(best ahead)', below='(runner-up ahead)')}")
 
 
 def _paper_allocation(metrics: list[Metric]) -> list[str]:

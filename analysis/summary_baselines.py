@@ -8,6 +8,7 @@ import pandas as pd
 from analysis import reference
 from analysis.findings import Findings
 from analysis.markdown import NA, budget_name, missing, num, pct, table
+from analysis.stats import ONE_SEED, describe, from_columns, noise_words, tally
 from analysis.summary_allocation import headline
 from analysis.tables import COLLAPSE_STD, Metric, Results, baseline_label, is_baseline
 
@@ -25,8 +26,26 @@ def versus(r: pd.Series, label: str = "") -> str:
         return f"{budget}: {base}; no finished SALT student of this budget and seed to set against it."
     gap = pct(abs(r["gap"]))
     versus = "level with it" if gap == pct(0) else f"{gap} points {'above' if r['gap'] > 0 else 'below'}"
+    over_seeds = from_columns(r)
+    if over_seeds.n < 2:  # one seed: the gap is said, and that it is not tested
+        versus, tail = f"{versus} ({noise_words(over_seeds)})", ""
+    else:
+        tail = f"; over seeds, SALT's allocation best on average against it: {describe(over_seeds)}"
     return (f"{budget}: SALT's best allocation {r['salt_allocation']} reaches {pct(r['salt_accuracy'])}% "
-            f"at {r['salt_flops_total']:.3g} FLOPs against {base}: {versus}, at {r['flops_ratio']:.2f}x its FLOPs.")
+            f"at {r['salt_flops_total']:.3g} FLOPs against {base}: {versus}, at {r['flops_ratio']:.2f}x its "
+            f"FLOPs{tail}.")
+
+
+def teacher_verdicts(findings: Findings, metric: Metric) -> str:
+    """The students against their teachers per allocation over seeds (findings.versus_teacher), in words."""
+    table = findings.versus_teacher
+    table = table[(table["task"] == metric.name) & (table["n"] > 0)]
+    if table.empty:
+        return "no allocation has a probed teacher to compare over seeds"
+    if (table["verdict"] == ONE_SEED).all():
+        return "one seed per allocation: no student is tested against its teacher beyond the seed noise"
+    return (f"per allocation over seeds ({len(table)} allocations), student against teacher: "
+            f"{tally(table, above='(student higher)', below='(teacher higher)')}")
 
 
 def beats_section(findings: Findings, metrics: list[Metric]) -> list[str]:
@@ -42,7 +61,8 @@ def beats_section(findings: Findings, metrics: list[Metric]) -> list[str]:
         missing_teacher = len(panel) - len(known)
         lines.append(f"- {metric.label}: {int(known['beats_teacher'].sum())} of {len(known)} final students beat their "
                      f"teacher (strictly higher accuracy), {ties} tie{'s' * (ties != 1)}" +
-                     (f"; {missing_teacher} have no probed teacher in the table" if missing_teacher else "") + ".")
+                     (f"; {missing_teacher} have no probed teacher in the table" if missing_teacher else "") +
+                     f"; {teacher_verdicts(findings, metric)}.")
     return lines + [f"- Paper: {reference.STUDENTS_BEAT_TEACHERS}."]
 
 
@@ -59,10 +79,11 @@ def baselines_section(results: Results, findings: Findings, metrics: list[Metric
     rows = [[r["budget"], label[r["task"]], r["baseline"], pct(r["accuracy"]), f"{r['flops_total']:.3g}",
              NA if missing(r["salt_accuracy"]) else r["salt_allocation"], pct(r["salt_accuracy"]),
              NA if missing(r["salt_flops_total"]) else f"{r['salt_flops_total']:.3g}",
-             NA if missing(r["gap"]) else f"{r['gap'] * 100:+.1f}", num(r["flops_ratio"], ".2f")]
+             NA if missing(r["gap"]) else f"{r['gap'] * 100:+.1f}", num(r["flops_ratio"], ".2f"),
+             describe(from_columns(r))]
             for _, r in comparison.iterrows()]
     lines += [table(["budget", "task", "baseline", "accuracy", "FLOPs", "SALT's best allocation", "accuracy", "FLOPs",
-                     "gap (pts)", "FLOPs SALT / baseline"], rows), ""]
+                     "gap (pts)", "FLOPs SALT / baseline", "SALT best on average - baseline, over seeds"], rows), ""]
     head = headline(metrics)
     for _, r in comparison[comparison["task"] == head.name].iterrows():
         cheaper = ("no student used no more compute" if missing(r["cheaper_accuracy"]) else

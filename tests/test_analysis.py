@@ -225,10 +225,12 @@ def test_baselines_join_the_front_and_face_salts_best_allocation_of_their_budget
     assert fits.loc["pooled", "n"] == 36  # students only
     summary = write_summary(results, findings, metrics, size_order(results.rows))
     assert ("- Budget 120: SALT's best allocation N120_T20-large_S100-small_seed0 reaches 56.8% at 1.8e+11 FLOPs "
-            "against V-JEPA 2 small's 45.0% at 1.56e+11 FLOPs (collapsed): 11.8 points above, at 1.15x its FLOPs."
+            "against V-JEPA 2 small's 45.0% at 1.56e+11 FLOPs (collapsed): 11.8 points above (seed 0 alone; one seed: not "
+            "tested against noise), at 1.15x its FLOPs."
             in summary)
     assert ("Budget 240 (task average): SALT's best allocation N240_T40-large_S200-small_seed0 reaches 56.8% at 3.6e+11 "
-            "FLOPs against V-JEPA 2 small's 58.0% at 3.12e+11 FLOPs: 1.2 points below, at 1.15x its FLOPs." in summary)
+            "FLOPs against V-JEPA 2 small's 58.0% at 3.12e+11 FLOPs: 1.2 points below (seed 0 alone; one seed: not tested "
+            "against noise), at 1.15x its FLOPs." in summary)
     assert "Pareto front: 7 encoders; teacher: 4, student: 2, vjepa2: 1." in summary
     assert "V-JEPA 2 N240 small (58.0 at 3.12e+11 FLOPs)" in summary
     assert "a run with target std below 0.1 is flagged `collapsed`" in summary

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.allocation import fit_share_curve
 from analysis.recommend import LEVEL, check_largest, optima_of_draws, recommend
-from analysis.recommend_text import format_recommendation
+from analysis.recommend_text import NO_INTERVAL, format_check, format_recommendation
 from analysis.tables import REQUIRED, ReportError, from_frame
 from salt_budget.cli import main
 
@@ -186,3 +186,23 @@ def test_a_study_folder_stands_for_its_allocation_sweeps(tmp_path, capsys):
     assert main(["recommend", str(tmp_path), "--total-steps", "8000"]) == 0
     direct = recommend(from_frame(frame), 8000)
     assert f"teacher share {direct.share:.3f}" in capsys.readouterr().out
+
+
+def test_one_seed_prints_no_interval_and_checks_only_the_point(tmp_path, capsys):
+    frame = synthetic(np.random.default_rng(11), sd=0.005, seeds=1)
+    results = from_frame(frame)
+    text = "\n".join(format_recommendation(recommend(results, 8000)))
+    assert NO_INTERVAL in text and "Predicted accuracy" in text
+    assert "nan" not in text.lower() and "n/a" not in text and "interval of the share" not in text
+    check = "\n".join(format_check(*check_largest(results)))
+    assert "nan" not in check.lower() and "n/a" not in check
+    assert "INSIDE" not in check.upper() and "OUTSIDE" not in check.upper()
+    assert "the check needs two seeds per allocation" in check
+    # The command says the same.
+    (tmp_path / "sweep").mkdir()
+    frame.to_parquet(tmp_path / "sweep" / "results.parquet")
+    assert main(["recommend", str(tmp_path / "sweep"), "--total-steps", "8000"]) == 0
+    assert main(["recommend", str(tmp_path / "sweep"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "one seed per allocation (sweep a second seed to draw one)" in out and "nan" not in out.lower()
+    assert "OUTSIDE" not in out and "two seeds per allocation" in out

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.study import best_shares, load_study, summary, tables
+from analysis.stats import ONE_SEED, RESOLVED
+from analysis.study import load_study, summary, tables
 from salt_budget.cli import main
 from salt_budget.study.config import SHARED_SWEEP, load_study as load_study_file, study_sweeps
 from salt_budget.study.runner import plan_study
@@ -192,9 +193,13 @@ def test_the_study_analysis_reads_seeds_shares_and_verdicts(tmp_path):
     assert allocation["seeds"].tolist() == [2, 2]
     assert np.allclose(allocation["student_motion"], [0.51, 0.41])
     assert np.allclose(allocation["student_motion_sd"], [np.std([0.50, 0.52], ddof=1)] * 2)
-    best = best_shares(allocation).iloc[0]
+    best = found["study_best_share"].iloc[0]
     assert best["best_teacher_steps"] == 10 and best["gap_to_runner_up"] == pytest.approx(0.10)
+    # Seed by seed the best share leads by 10 points both times: paired, the lead is resolved.
+    assert best["paired"] and best["n"] == 2 and best["diff"] == pytest.approx(0.10) and best["verdict"] == RESOLVED
     text = summary(study, found)
+    assert "10.0 points above the runner-up (90% interval +10.0 to +10.0, paired over seeds 0, 1: resolved)" in text
+    assert "the best share against the runner-up over seeds, in 1 budget: 1 resolved (best ahead)" in text
     assert "Students beat their teacher (task average) in 2 of 4" in text
     assert "Students above the random-init encoder's task average (30.0): 4 of 4" in text
     assert "| chance | 10.0 | 10.0 |" in text
@@ -210,3 +215,52 @@ def test_the_study_analysis_reads_seeds_shares_and_verdicts(tmp_path):
     assert readouts.loc["ridge_mean_std", "students_above_floor"] == 2  # 1 - 0.40 and 1 - 0.42 > 0.55
     assert readouts.loc["ridge_mean_std", "spearman_with_main"] < 0 < readouts.loc["main", "spearman_with_main"] == 1
     assert "## Readouts" in text
+
+
+def _made_up_study(folder: Path, seeds: tuple[int, ...], causal_drop: float) -> None:
+    """An allocation ablation (two shares of budget 100) and a masking ablation whose causal teacher's student
+    reads `causal_drop` below the default's, plus a random-init floor."""
+    rows, ids, causal_rows, causal_ids = [], [], [], []
+    for seed in seeds:
+        for t, acc in ((10, 0.50), (50, 0.40)):
+            ids.append(f"N100_T{t}_seed{seed}")
+            rows += _rows(ids[-1], 100, t, seed, acc + 0.02 * seed, 0.45, f"teacher{t}-{seed}")
+        causal_ids.append(f"causal-N100_T10_seed{seed}")
+        causal_rows += _rows(causal_ids[-1], 100, 10, seed, 0.50 + 0.02 * seed - causal_drop, 0.35, f"causal-{seed}")
+    append_rows(folder / "main", rows)
+    append_rows(folder / "causal", causal_rows)
+    default = [i for i in ids if "T10" in i]
+    (folder / "study.json").write_text(json.dumps({"name": "made-up", "seeds": list(seeds), "sweeps": [
+        {"ablation": "allocation", "variant": "default", "folder": "main", "overrides": [], "allocations": ids,
+         "students": ids},
+        {"ablation": "teacher_masks", "variant": "multiblock", "folder": "main", "overrides": [],
+         "allocations": default, "students": default},
+        {"ablation": "teacher_masks", "variant": "causal", "folder": "causal", "overrides": [],
+         "allocations": causal_ids, "students": causal_ids}]}))
+
+
+def test_the_study_sets_its_ablations_against_the_seed_noise(tmp_path):
+    _made_up_study(tmp_path, (0, 1, 2), causal_drop=0.05)
+    study = load_study(tmp_path)
+    found = tables(study)
+    masks = found["study_teacher_masks"].set_index("variant")
+    # The causal teacher's students read 5 points below multiblock's on every seed: resolved, paired by seed.
+    assert masks.loc["causal", "vs_first_diff"] == pytest.approx(-0.05)
+    assert masks.loc["causal", "vs_first_verdict"] == RESOLVED and masks.loc["causal", "vs_first_paired"]
+    assert masks.loc["causal", "teacher_vs_first_diff"] == pytest.approx(-0.10)
+    text = summary(study, found)
+    assert "against multiblock, over seeds: causal -5.0 points (90% interval -5.0 to -5.0, paired over seeds 0, 1, " \
+           "2): resolved" in text
+    # Students against teachers: T10 (+5 to +9) and causal (+10 to +14) resolved; T50 (-5, -3, -1) is not.
+    assert "over seeds, per allocation (3): 2 resolved (student higher), 1 not resolved" in text
+
+
+def test_a_one_seed_study_draws_no_conclusion_from_noise(tmp_path):
+    _made_up_study(tmp_path, (0,), causal_drop=0.05)
+    study = load_study(tmp_path)
+    found = tables(study)
+    assert found["study_best_share"]["verdict"].tolist() == [ONE_SEED]
+    text = summary(study, found)
+    assert "10.0 points above the runner-up (seed 0 alone; one seed: not tested against noise)" in text
+    assert "causal -5.0 points (seed 0 alone; one seed: not tested against noise)" in text
+    assert "resolved" not in text and "nan" not in text.lower()
