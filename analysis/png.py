@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -53,8 +54,15 @@ def _legacy_scope():
     return PlotlyScope(plotlyjs=str(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"))
 
 
+def _quiet_kaleido() -> None:
+    # kaleido 1.x and its browser driver log every tab they open at INFO: dozens of lines per report.
+    for name in ("kaleido", "choreographer", "logistro"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def write_png(figure, path: Path, width: int = 1400) -> None:
     """Raises whatever kaleido raises; the caller turns it into a note, since PNGs are optional."""
+    _quiet_kaleido()
     height = figure.layout.height or 500
     if _legacy_kaleido():
         path.write_bytes(_legacy_scope().transform(figure.to_plotly_json(), format="png", width=width, height=height,

@@ -68,7 +68,9 @@ def _provenance_line(rows: pd.DataFrame) -> str:
 
     commits = distinct("git_commit")
     dirty = "dirty" if column_true(rows, "git_dirty") else ""
-    parts = [f"machine {distinct('machine') or NA}", f"code {distinct('code_version') or NA}"
+    kernels = distinct("cpu_capability")
+    parts = [f"machine {distinct('machine') or NA}{f' ({kernels} kernels)' if kernels else ''}",
+             f"code {distinct('code_version') or NA}"
              f"{f' at {commits}' if commits else ''}{f' ({dirty})' if dirty else ''}",
              f"torch {distinct('torch_version') or NA}", f"threads {distinct('threads') or NA}"]
     return "; ".join(parts)

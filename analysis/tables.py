@@ -25,7 +25,8 @@ UNKNOWN_READOUT = "readout not recorded (a table written before salt-budget reco
 PROVENANCE_COLUMNS = {
     "readout": "readouts", "git_commit": "code versions (git commits)", "git_dirty": "clean and modified checkouts",
     "code_version": "package versions", "torch_version": "torch versions", "machine": "machines (probe)",
-    "train_machine": "machines (training)",
+    "cpu_capability": "CPU kernel instruction sets",
+    "train_machine": "machines (training)", "train_cpu_capability": "CPU kernel instruction sets (training)",
 }
 BASELINE_NAMES = {"vjepa2": "V-JEPA 2"}
 # A baseline's collapse signal (optional columns: tables from before the baseline lack them). The threshold

@@ -49,10 +49,11 @@ def run_variant(name: str, experiment: str, steps: int, out: Path) -> dict:
     probe_out = run_dir / "probe.json"
     subprocess.run([sys.executable, "-m", "salt_budget.cli", "probe", str(checkpoint), experiment,
                     "--out", str(probe_out)], env=env, check=True, stdout=subprocess.DEVNULL)
-    losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    losses = [[row["step"], row["loss"]] for row in logged]
     probe = json.loads(probe_out.read_text())
     accuracies = {task: result["accuracy"] for task, result in probe["tasks"].items()}
-    return {"variant": name, "env": env_extra, "overrides": overrides, "loss_last": losses[-1], "losses": losses,
+    return {"variant": name, "env": env_extra, "overrides": overrides, "loss_last": losses[-1][1], "losses": losses,
             "accuracy": accuracies, "accuracy_mean": sum(accuracies.values()) / len(accuracies),
             "checkpoint": str(checkpoint), "wall_s": time.perf_counter() - started}
 
@@ -62,9 +63,9 @@ def weight_gap(a: str, b: str) -> float:
     return max(float((first[k].float() - second[k].float()).abs().max()) for k in first)
 
 
-def first_divergence(a: list[float], b: list[float]) -> int | None:
-    """The first logged step whose loss differs (1-based index into the log), None if none does."""
-    return next((i + 1 for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+def first_divergence(a: list[list[float]], b: list[list[float]]) -> int | None:
+    """The first logged step whose loss differs, None if none does."""
+    return next((int(x[0]) for x, y in zip(a, b) if x != y), None)
 
 
 def main() -> None:
@@ -85,7 +86,7 @@ def main() -> None:
         result["first_divergent_log"] = first_divergence(reference["losses"], result["losses"])
     header = (f"{args.steps}-step teacher of {args.experiment}, probed on its readout; {cpu_model()}, "
               f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
-    lines = [header, "", "| variant | loss at the last step | largest weight gap | first differing log line | "
+    lines = [header, "", "| variant | loss at the last step | largest weight gap | first logged step that differs | "
              + " | ".join(reference["accuracy"]) + " | mean |", "|---" * (5 + len(reference["accuracy"])) + "|"]
     for r in results:
         lines.append(f"| {r['variant']} | {r['loss_last']:.6f} | {r['weight_gap']:.2e} | "

@@ -20,6 +20,7 @@ def test_a_process_records_its_code_libraries_machine_and_threads(tmp_path):
     record = provenance("cpu")
     assert record["machine"] == cpu_model() and record["threads"] == torch.get_num_threads()
     assert record["torch_version"] == torch.__version__ and isinstance(record["git_dirty"], bool)
+    assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     record_provenance(tmp_path, "cpu", world=1)
     record_provenance(tmp_path, "cpu", world=1)  # a resumed run adds a line: both processes stay on record
     lines = [json.loads(line) for line in (tmp_path / PROVENANCE_FILE).read_text().splitlines()]
@@ -45,7 +46,7 @@ def _summary(frame: pd.DataFrame) -> str:
 def test_a_ridge_report_names_ridge_and_never_the_attentive_probe():
     text = _summary(results_frame())
     assert f"Readout: {READOUT['readout']}" in text and "attentive" not in text
-    assert "machine Fixture CPU" in text and "WARNING" not in text
+    assert "machine Fixture CPU (AVX2 kernels)" in text and "WARNING" not in text
 
 
 def test_a_table_mixing_readouts_or_code_versions_is_flagged():

@@ -178,7 +178,7 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
     assert (table.readout == "attentive probe of depth 1 (fast protocol: one head, lr 0.001, weight decay 0.01; "
                              "2 epochs)").all()
     assert (table.probe_kind == "attentive").all() and (table.probe_protocol == "fast").all()
-    for column in ("machine", "torch_version", "ray_version", "threads", "git_dirty"):
+    for column in ("machine", "cpu_capability", "torch_version", "ray_version", "threads", "git_dirty"):
         assert table[column].notna().all(), column
     assert (table.threads == 1).all()  # a unit's process holds --cpus-per-trial 1
     trained = table[table.role != "random_init"]

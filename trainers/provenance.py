@@ -82,6 +82,9 @@ def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
         "code_version": version, "git_commit": commit.removesuffix("-dirty"), "git_dirty": commit.endswith("-dirty"),
         "torch_version": torch.__version__, "ray_version": _version("ray"),
         "machine": machine_name(device), "threads": torch.get_num_threads(),
+        # The instruction set torch's CPU kernels dispatch to (AVX512, AVX2, ...): two machines that differ here
+        # round sums differently, and a training run amplifies that (docs/reproducibility.md).
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 
 

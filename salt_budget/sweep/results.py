@@ -41,8 +41,8 @@ COLUMNS: dict[str, str] = {
     # probing process's code, libraries, machine and threads, and every machine that trained the encoder.
     "readout": "string", "probe_kind": "string", "probe_pooling": "string", "probe_protocol": "string",
     "code_version": "string", "git_commit": "string", "git_dirty": "boolean", "torch_version": "string",
-    "ray_version": "string", "machine": "string", "threads": "Int64", "train_machine": "string",
-    "train_threads": "string", "written_at": "string",
+    "ray_version": "string", "machine": "string", "cpu_capability": "string", "threads": "Int64", "train_machine": "string",
+    "train_threads": "string", "train_cpu_capability": "string", "written_at": "string",
 }
 _TASK_PREFIXES = ("acc_", "train_acc_", "chance_", "readout_")
 

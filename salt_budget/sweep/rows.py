@@ -94,7 +94,8 @@ def training_provenance(run_dir: Path) -> dict[str, str | None]:
         values = list(dict.fromkeys(str(line[key]) for line in started if key in line))
         return "; ".join(values) or None
 
-    return {"train_machine": distinct("machine"), "train_threads": distinct("threads")}
+    return {"train_machine": distinct("machine"), "train_threads": distinct("threads"),
+            "train_cpu_capability": distinct("cpu_capability")}
 
 
 def loop_state(checkpoint: Path) -> dict[str, Any]:
