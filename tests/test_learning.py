@@ -9,11 +9,10 @@ import os
 import pytest
 import torch
 
-from trainers.data.config import DataConfig, SyntheticConfig
-from trainers.data.synth_scene import SceneConfig
+from conftest import easy_data, easy_teacher_config
 from trainers.evaluate import probe_checkpoint, probe_random_init
 from trainers.checkpoint import load_checkpoint
-from trainers.stage_config import EncoderConfig, HeadConfig, OptimConfig, ProbeConfig, RunConfig, TeacherConfig
+from trainers.stage_config import ProbeConfig
 from trainers import stages
 from trainers.train import train_teacher
 
@@ -43,18 +42,16 @@ def _mutate(monkeypatch: pytest.MonkeyPatch) -> None:
         raise ValueError(f"unknown SALT_BUDGET_LEARNING_MUTANT {MUTANT!r}")
 
 
-def test_a_short_teacher_run_reads_above_its_random_init(tmp_path, monkeypatch):
-    _mutate(monkeypatch)
-    scene = SceneConfig(distractor=False, noise_std=2.0, camera_drift=False, object_radius=(0.3, 0.45))
-    data = DataConfig(cache_dir=str(tmp_path / "cache"), frames=8, resolution=32, workers=0, decoded_cache_mb=256,
-                      synthetic=SyntheticConfig(train=600, val=300, frames=16, size=32, scene=scene))
-    teacher = TeacherConfig(
-        encoder=EncoderConfig(preset="tiny"), decoder=HeadConfig(width=64, depth=2, heads=2, position="sincos"),
-        optim=OptimConfig(steps=500, batch_size=16, warmup_steps=40),
-        run=RunConfig(device="cpu", precision="fp32", log_every=100, checkpoint_every=500),
-    )
+def test_a_short_teacher_run_reads_above_its_random_init(tmp_path, monkeypatch, request):
+    # The unmutated run is the session's easy_teacher (tests/conftest.py), which the student learning test
+    # freezes too: trained once for both. A mutant trains its own.
+    if MUTANT:
+        _mutate(monkeypatch)
+        data = easy_data(tmp_path / "cache")
+        final = train_teacher(easy_teacher_config(), data, tmp_path / "teacher", seed=0, progress=False)
+    else:
+        data, final = request.getfixturevalue("easy_set"), request.getfixturevalue("easy_teacher")
     probe = ProbeConfig(kind="ridge", pooling="flat", device="cpu")
-    final = train_teacher(teacher, data, tmp_path / "teacher", seed=0, progress=False)
     trained, _ = probe_checkpoint(final, data, probe, progress=False)
     random, _ = probe_random_init(load_checkpoint(final)["encoder"], data, probe, tmp_path / "random", progress=False)
 

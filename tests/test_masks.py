@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -321,14 +319,106 @@ def test_samples_left_without_context_are_redrawn():
         MaskGenerator(MaskConfig(blocks=[spec]), (1, 1, 2))(2, np.random.default_rng(11))
 
 
-def test_multiblock_generation_is_fast():
-    generator = MaskGenerator(MaskConfig(), PAPER_GRID)
-    rng = np.random.default_rng(9)
-    generator(16, rng)
-    calls = 100
-    start = time.perf_counter()
-    for _ in range(calls):
-        generator(16, rng)
-    per_call = (time.perf_counter() - start) / calls
-    print(f"\nMaskGenerator, batch 16, grid {PAPER_GRID}, 2 masks: {per_call * 1e3:.2f} ms per call")
-    assert per_call < 0.02
+# Non-square token grids (T', H', W'): every other test here runs on a square frame, where a swap of height and
+# width changes nothing. H' < W' and H' > W', each with blocks taller than wide and wider than tall.
+NON_SQUARE = [(4, 6, 10), (8, 10, 6)]
+
+
+def boxes(mask: MaskSet, grid: tuple[int, int, int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Per sample of a one-block mask: the (t, h, w) extent of its target and the box's first corner, read
+    from the flat index t*H*W + h*W + w; asserts that the target is one solid box."""
+    found = []
+    for b in range(mask.target.shape[0]):
+        _, target = rows(mask, b)
+        t, h, w = np.unravel_index(target, grid)
+        extent = (int(np.ptp(t)) + 1, int(np.ptp(h)) + 1, int(np.ptp(w)) + 1)
+        assert int(np.prod(extent)) == len(target), f"sample {b}: not one solid box on grid {grid}"
+        found.append((extent, (int(t.min()), int(h.min()), int(w.min()))))
+    return found
+
+
+@pytest.mark.parametrize("grid", NON_SQUARE)
+@pytest.mark.parametrize("aspect", [2.0, 0.5])
+def test_a_tall_or_wide_block_lands_on_its_own_axes_of_a_non_square_grid(grid, aspect):
+    T, H, W = grid
+    # As V-JEPA: keep = int(H*W * 0.14) = int(8.4) = 8 tokens a frame; aspect = height / width, so
+    # h = round(sqrt(8 * aspect)), w = round(sqrt(8 / aspect)): 4 x 2 at aspect 2, 2 x 4 at 1/2; t = int(T / 2).
+    expected = (T // 2, 4, 2) if aspect == 2.0 else (T // 2, 2, 4)
+    spec = BlockSpec(1, (0.14, 0.14), temporal_scale=(0.5, 0.5), aspect_ratio=(aspect, aspect))
+    generator = MaskGenerator(MaskConfig(blocks=[spec]), grid)
+    rng = np.random.default_rng(12)
+    corners = []
+    for _ in range(4):
+        (mask,), stats = generator(64, rng)
+        assert_well_formed([mask], T * H * W)
+        found = boxes(mask, grid)
+        assert {extent for extent, _ in found} == {expected}
+        corners += [corner for _, corner in found]
+        assert stats["mask0_raw_target_ratio"] == stats["mask0_target_ratio"] == np.prod(expected) / (T * H * W)
+    # Each box is placed anywhere it fits, along each axis: its start runs over 0 .. (axis - extent).
+    for axis, (size, extent) in enumerate(zip(grid, expected)):
+        assert {corner[axis] for corner in corners} == set(range(size - extent + 1)), ("T", "H", "W")[axis]
+
+
+@pytest.mark.parametrize("grid", NON_SQUARE)
+@pytest.mark.parametrize("cut", [True, False])
+def test_multiblock_ratios_on_a_non_square_grid_are_the_masks_handed_out(grid, cut):
+    T, H, W = grid
+    n = T * H * W
+    generator = MaskGenerator(MaskConfig(cut_to_batch_min=cut), grid)
+    rng = np.random.default_rng(13)
+    for _ in range(5):
+        masks, stats = generator(16, rng)
+        assert len(masks) == 2
+        assert_well_formed(masks, n)
+        for m, mask in enumerate(masks):
+            context = [len(rows(mask, b)[0]) for b in range(16)]
+            target = [len(rows(mask, b)[1]) for b in range(16)]
+            assert stats[f"mask{m}_context_ratio"] == pytest.approx(np.mean(context) / n)
+            assert stats[f"mask{m}_target_ratio"] == pytest.approx(np.mean(target) / n)
+            if not cut:  # uncut, each sample's context and target partition its clip
+                assert all(c + t == n for c, t in zip(context, target))
+                assert stats[f"mask{m}_raw_target_ratio"] == pytest.approx(np.mean(target) / n)
+            # Every sample's target is a union of equal boxes of the batch's size: (t, h, w) within the grid.
+            _, target_rows = rows(mask, 0)
+            t, h, w = np.unravel_index(target_rows, grid)
+            assert t.max() < T and h.max() < H and w.max() < W
+
+
+@pytest.mark.parametrize(
+    "grid, aspect",
+    # keep = all 60 tokens of a frame: aspect 0.6 gives 6 x 10 (round(sqrt(36)), round(sqrt(100))), the whole
+    # 6 x 10 frame; aspect 1/0.6 the whole 10 x 6 one. The aspect range (0.5, 0.7) holds 0.6.
+    [((4, 6, 10), (0.5, 0.7)), ((8, 10, 6), (1 / 0.7, 1 / 0.5))],
+)
+def test_a_block_that_can_cover_a_non_square_frame_is_refused(grid, aspect):
+    covering = BlockSpec(1, (1.0, 1.0), aspect_ratio=aspect)
+    with pytest.raises(ValueError, match="whole grid"):
+        MaskGenerator(MaskConfig(blocks=[covering]), grid)
+    # The same block on the transposed frame cannot cover it: it is refused on no grid but its own.
+    T, H, W = grid
+    generator = MaskGenerator(MaskConfig(blocks=[covering], cut_to_batch_min=False), (T, W, H))
+    (mask,), _ = generator(8, np.random.default_rng(14))
+    assert_well_formed([mask], T * H * W)
+
+
+@pytest.mark.parametrize("grid", NON_SQUARE)
+def test_tube_and_causal_masks_on_a_non_square_grid(grid):
+    T, H, W = grid
+    n = T * H * W
+    tube = MaskGenerator(MaskConfig(kind="tube", tube_ratio=0.9, cut_to_batch_min=False), grid)
+    masks, stats = tube(8, np.random.default_rng(15))
+    spatial = int(0.9 * H * W)
+    for m, mask in enumerate(masks):
+        assert mask.target.shape == (8, spatial * T)
+        assert stats[f"mask{m}_target_ratio"] == spatial * T / n
+        t, hw = np.divmod(mask.target.numpy(), H * W)  # flat index t*H*W + (h*W + w)
+        for b in range(8):
+            positions = [set(hw[b][t[b] == step].tolist()) for step in range(T)]
+            assert all(p == positions[0] for p in positions) and len(positions[0]) == spatial
+    causal = MaskGenerator(MaskConfig(kind="causal", causal_context=0.5), grid)
+    (mask,), stats = causal(2, np.random.default_rng(16))
+    split = (T // 2) * H * W
+    assert torch.equal(mask.context, torch.arange(split).expand(2, -1))
+    assert torch.equal(mask.target, torch.arange(split, n).expand(2, -1))
+    assert stats["context_ratio"] == 0.5
