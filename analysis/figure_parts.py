@@ -292,3 +292,14 @@ def data_range(values: list[float] | np.ndarray, pad: float = 0.06) -> list[floa
     if low > 0 and lower <= 0:
         lower = low / 2
     return [lower, high + margin]
+
+
+def share_and_steps_axes(figure: go.Figure, references, shares, steps) -> None:
+    """An allocation figure's finish: column 1 by teacher share, column 2 by teacher steps, a tick at every tested
+    value, and the legend entries for per-seed points and the reference lines."""
+    if any(t.name and t.name.endswith("one seed") for t in figure.data):
+        legend_proxy(figure, "one seed (open; filled: the mean)", "seeds", rank=1400,
+                     marker=dict(color="grey", symbol="circle-open", size=7))
+    reference_legend(figure, references)
+    figure.update_xaxes(title_text="teacher share of the budget (T / N)", col=1, **share_axis(shares))
+    figure.update_xaxes(title_text="teacher steps (T)", col=2, **steps_axis(steps))

@@ -17,8 +17,7 @@ from plotly.colors import qualitative
 from analysis.allocation import CURVE, curve_value
 from analysis.figure_parts import (
     BASELINE_COLOUR, PALETTE, PANEL_HEIGHT, Figure, References, accuracy_title, cell, fit_legend,
-    flops_axis, legend_proxy, panels, reference_legend, reference_lines, references_from, shade_table, share_axis,
-    size_colour, size_index, size_symbol, steps_axis,
+    flops_axis, legend_proxy, panels, reference_legend, reference_lines, references_from, shade_table, share_and_steps_axes, size_colour, size_index, size_symbol, steps_axis,
 )
 from analysis.findings import LOSS, TEACHER_METRICS, Findings
 from analysis.markdown import budget_name
@@ -194,13 +193,7 @@ def allocation_figure(findings: Findings, metrics: list[Metric], sizes: list[str
             _add_fit(figure, curve, fitted.get((metric.name, *key)), style[key], cell(2 * i, cols))
         for j in range(2):
             reference_lines(figure, references, metric, cell(2 * i + j, cols))
-    if any(t.name and t.name.endswith("one seed") for t in figure.data):
-        legend_proxy(figure, "one seed (open; filled: the mean)", "seeds", rank=1400,
-                     marker=dict(color="grey", symbol="circle-open", size=7))
-    reference_legend(figure, references)
-    figure.update_xaxes(title_text="teacher share of the budget (T / N)", col=1, **share_axis(points.get(
-        "teacher_share", [])))
-    figure.update_xaxes(title_text="teacher steps (T)", col=2, **steps_axis(points.get("teacher_steps", [])))
+    share_and_steps_axes(figure, references, points.get("teacher_share", []), points.get("teacher_steps", []))
     figure.update_yaxes(title_text="final student accuracy (%)", col=1)
     fit_legend(figure)
     return Figure("allocation", "Accuracy against the teacher's share of the budget",

@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.figure_parts import (
-    PALETTE, PANEL_HEIGHT, Figure, References, accuracy_title, cell, data_range, fit_legend, legend_proxy, panels,
-    reference_legend, reference_lines, reference_values, share_axis, steps_axis,
+    PALETTE, PANEL_HEIGHT, Figure, References, accuracy_title, cell, data_range, fit_legend, panels,
+    reference_legend, reference_lines, reference_values, share_and_steps_axes,
 )
 from analysis.markdown import budget_name
 from analysis.study import StudyData, final_pairs
@@ -93,13 +93,7 @@ def allocation_figure(allocation: pd.DataFrame, metrics: list[Metric], chance: d
                                first=i == 0 and j == 0, where=cell(2 * i + j, cols))
         for j in range(2):
             reference_lines(figure, references, metric, cell(2 * i + j, cols))
-    if any(t.name and t.name.endswith("one seed") for t in figure.data):
-        legend_proxy(figure, "one seed (open; filled: the mean)", "seeds", rank=1400,
-                     marker=dict(color="grey", symbol="circle-open", size=7))
-    reference_legend(figure, references)
-    figure.update_xaxes(title_text="teacher share of the budget (T / N)", col=1,
-                        **share_axis(allocation["teacher_share"]))
-    figure.update_xaxes(title_text="teacher steps (T)", col=2, **steps_axis(allocation["teacher_steps"]))
+    share_and_steps_axes(figure, references, allocation["teacher_share"], allocation["teacher_steps"])
     figure.update_yaxes(title_text="probe accuracy (%)", col=1)
     fit_legend(figure)
     return Figure("study_allocation", "Allocation ablation",
