@@ -64,15 +64,13 @@ def _floor_line(results: Results, metrics: list[Metric]) -> str:
 def _provenance_line(rows: pd.DataFrame) -> str:
     """Machines, code and library versions of the rows, as recorded."""
     def distinct(column: str) -> str:
-        return ", ".join(sorted({str(v) for v in rows[column].dropna()})) if column in rows else ""
+        return _values(rows, column) if column in rows else NA
 
-    commits = distinct("git_commit")
-    dirty = "dirty" if column_true(rows, "git_dirty") else ""
-    kernels = distinct("cpu_capability")
-    parts = [f"machine {distinct('machine') or NA}{f' ({kernels} kernels)' if kernels else ''}",
-             f"code {distinct('code_version') or NA}"
-             f"{f' at {commits}' if commits else ''}{f' ({dirty})' if dirty else ''}",
-             f"torch {distinct('torch_version') or NA}", f"threads {distinct('threads') or NA}"]
+    commits, kernels = distinct("git_commit"), distinct("cpu_capability")
+    dirty = " (dirty)" if column_true(rows, "git_dirty") else ""
+    parts = [f"machine {distinct('machine')}{f' ({kernels} kernels)' if kernels != NA else ''}",
+             f"code {distinct('code_version')}{f' at {commits}' if commits != NA else ''}{dirty}",
+             f"torch {distinct('torch_version')}", f"threads {distinct('threads')}"]
     return "; ".join(parts)
 
 
