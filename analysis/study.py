@@ -145,11 +145,10 @@ def variant_table(study: StudyData, ablation: str, by: str) -> pd.DataFrame:
     return against_first(_spread(pairs, [by], study), pairs, by)
 
 
-def regression_table(study: StudyData) -> pd.DataFrame:
-    """Student loss (smoothed) against probe accuracy over the allocation ablation's student checkpoints:
-    one fit per teacher (as the paper fits per teacher) and one pooled, for every task."""
+def student_checkpoints(study: StudyData, ablation: str = "allocation") -> pd.DataFrame:
+    """Every probed checkpoint of the ablation's students (one row each), by budget, teacher, seed and step."""
     parts = []
-    for sweep in study.ablation("allocation"):
+    for sweep in study.ablation(ablation):
         results = study.results.get(sweep["folder"])
         if results is None:
             continue
@@ -157,7 +156,16 @@ def regression_table(study: StudyData) -> pd.DataFrame:
         parts.append(ok[equals(ok, "role", "student") & ok["unit_key"].isin(sweep["students"])])
     if not parts:
         return pd.DataFrame()
-    checkpoints = pd.concat(parts, ignore_index=True).sort_values(["budget", "teacher_steps", "seed", "step"])
+    checkpoints = pd.concat(parts, ignore_index=True).drop_duplicates(["unit_key", "step"], keep="last")
+    return checkpoints.sort_values(["budget", "teacher_steps", "seed", "step"], ignore_index=True)
+
+
+def regression_table(study: StudyData) -> pd.DataFrame:
+    """Student loss (smoothed) against probe accuracy over the allocation ablation's student checkpoints:
+    one fit per student run and one pooled, for every task (analysis/study_regression.py: per teacher)."""
+    checkpoints = student_checkpoints(study)
+    if checkpoints.empty:
+        return checkpoints
     # One fit per student run (the paper's: one student per teacher, over its checkpoints). Pooled runs mix
     # targets of different teachers, whose losses are not on one scale.
     checkpoints = checkpoints.assign(student=checkpoints["allocation_id"].astype(str))

@@ -14,7 +14,8 @@ from typing import Collection
 
 from analysis import html
 from analysis.report import FORMATS, Written, atomic_write, write_pngs, write_report
-from analysis.study import load_study, summary, tables
+from analysis.study import load_study
+from analysis.study_findings import summary, tables
 from analysis.study_figures import study_figures
 
 
