@@ -17,6 +17,7 @@ from trainers.config import ConfigError, load_config
 
 from salt_budget.experiment import ExperimentConfig, load_experiment
 from salt_budget.sweep.plan import SweepOptions
+from salt_budget.sweep.units import BASELINES
 
 SHARED_SWEEP = "main"  # the folder of every variant without overrides
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -32,6 +33,9 @@ class AblationConfig:
     teacher_sizes: list[str] = field(default_factory=list)  # empty: the experiment's teacher
     student_size: str | None = None
     seeds: list[int] = field(default_factory=list)  # empty: the study's seeds
+    # Baseline methods (salt_budget.sweep.units.BASELINES: vjepa2), each trained once per budget and seed of every
+    # variant's sweep, as `salt-budget sweep --baselines` does: the study's rows to set the students against.
+    baselines: list[str] = field(default_factory=list)
     # name -> dotted experiment overrides; empty: one variant, the experiment as it is
     variants: dict[str, list[str]] = field(default_factory=dict)
 
@@ -67,6 +71,10 @@ class StudyConfig:
         for name, ablation in self.ablations.items():
             if not ablation.total_steps:
                 raise ValueError(f"ablations.{name}.total_steps is empty: give the budget(s) in steps")
+            for method in ablation.baselines:
+                if method not in BASELINES:
+                    raise ValueError(f"ablations.{name}.baselines: unknown baseline {method!r}; choose from "
+                                     f"{', '.join(BASELINES)}")
             for variant in ablation.variants:
                 if not _NAME.match(variant) or variant == SHARED_SWEEP:
                     raise ValueError(f"ablations.{name}.variants.{variant}: a variant names a folder; use letters, "
@@ -87,6 +95,15 @@ class StudySweep:
 
 def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     return load_config(StudyConfig, path, overrides)
+
+
+def select_ablations(study: StudyConfig, names: Sequence[str]) -> list[str]:
+    """The ablations a part of the study runs (`--ablations`), in the file's order; unknown names fail here."""
+    unknown = [name for name in names if name not in study.ablations]
+    if unknown:
+        raise ConfigError(f"--ablations {' '.join(unknown)}: not an ablation of study {study.name!r}; choose from "
+                          f"{', '.join(study.ablations)}")
+    return [name for name in study.ablations if name in names]
 
 
 def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep]:
@@ -117,7 +134,7 @@ def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep
                 teacher_steps=tuple(ablation.teacher_steps), teacher_fractions=ablation.fractions(where),
                 student_size=ablation.student_size, seeds=tuple(ablation.seeds or study.seeds),
                 teacher_schedule=study.teacher_schedule, student_schedule=study.student_schedule,
-                probe_points=study.probe_points,
+                probe_points=study.probe_points, baselines=tuple(ablation.baselines),
             )
             sweeps.append(StudySweep(name, variant, folder, tuple(extra), experiment, options))
     return sweeps

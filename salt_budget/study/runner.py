@@ -1,10 +1,13 @@
-"""Running a study: every plan checked first, the random-init floor probed once per seed, then each
-sweep in the file's order (`run_sweep`), the wall time of each logged, and the study report.
+"""Running a study: every plan checked first, the random-init floor probed once per seed, then the sweeps
+(`run_sweep`): in the file's order, those that cannot fill the machine alone side by side, each in a
+process of its own on its share of the cores (schedule.py), the wall time of each logged; then the report.
 
 runs/<study>/
   study.yaml          the study as resolved (a rerun with another file is refused)
   study.json          its sweeps (ablation, variant, folder, overrides) for the report
-  study_log.jsonl     one line per finished sweep and one per finished study: wall seconds
+  study_log.jsonl     one line per finished sweep (wall seconds, start and end, cores, exit code) and one per
+                      finished study ("study") or part of it ("part", --ablations)
+  logs/               the output of each sweep that ran beside others (<n>-<folder>.log)
   random_init/        the random-init probe per seed
   main/, <variant>/   sweep folders (salt-budget sweep's layout)
   report/             salt-budget report of the study
@@ -13,6 +16,9 @@ runs/<study>/
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +28,10 @@ import yaml
 from trainers.config import save_config, to_dict
 
 from salt_budget.study.config import StudyConfig, StudySweep
+from salt_budget.study.schedule import cpus_needed, machine_cpus, startable
+from salt_budget.study.sweep_process import CRASHED, INTERRUPTED, SweepJob, run_job, write_job
 from salt_budget.sweep.plan import Plan, PlanError, build_plan
-from salt_budget.sweep.runner import Resources, check_address, run_sweep
+from salt_budget.sweep.runner import Resources, check_address
 
 
 def say(message: str) -> None:
@@ -56,7 +64,8 @@ def manifest(plan: StudyPlan) -> dict:
         "seeds": list(plan.study.seeds),
         "sweeps": [{"ablation": s.ablation, "variant": s.variant, "folder": s.folder, "overrides": list(s.overrides),
                     "allocations": [a.id for a in p.allocations],
-                    "students": [student.key for student in p.students.values()]}
+                    "students": [student.key for student in p.students.values()],
+                    "baselines": [unit.key for unit in p.baselines.values()]}
                    for s, p in zip(plan.sweeps, plan.plans)],
     }
 
@@ -105,28 +114,171 @@ def probe_random_floor(plan: StudyPlan) -> None:
         say(f"random-init {size} (seed {seed}): {accuracies}, in {time.perf_counter() - started:.0f} s")
 
 
+@dataclass
+class _Running:
+    """A sweep started in a process of its own."""
+
+    index: int
+    process: subprocess.Popen
+    log: Path
+    started: float  # time.time()
+    cpus: int
+
+
+def _name(sweep: StudySweep) -> str:
+    return f"{sweep.ablation}/{sweep.variant}"
+
+
+def _die_with_parent() -> None:
+    """A sweep process ends with the study (a stopped session, a killed study), not as an orphan that keeps
+    training while a resumed study starts the same sweep again. Linux only; elsewhere nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _start_process(plan: StudyPlan, index: int, job: SweepJob) -> _Running:
+    sweep = plan.sweeps[index]
+    logs = plan.study_dir / "logs"
+    job_path, log_path = logs / f"{index + 1}-{sweep.folder}.job", logs / f"{index + 1}-{sweep.folder}.log"
+    write_job(job, job_path)
+    with open(log_path, "a") as log:
+        process = subprocess.Popen([sys.executable, "-u", "-m", "salt_budget.study.sweep_process", str(job_path)],
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   preexec_fn=_die_with_parent)
+    return _Running(index, process, log_path, time.time(), job.cpus or 0)
+
+
+def _outcome_lines(log: Path, name: str) -> None:
+    """The sweep's per-unit outcome lines from its log, so that the study's own output says what finished."""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("[sweep]") and (": done," in line or "FAILED" in line or line.startswith("[sweep] done in")):
+            say(f"{name}: {line.removeprefix('[sweep] ')}")
+
+
+def _describe_code(code: int) -> str:
+    return {0: "done", 1: "done, some allocations failed", CRASHED: "CRASHED", INTERRUPTED: "interrupted"}.get(
+        code, f"CRASHED (exit {code})")
+
+
 def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = None,
-              resources: Resources = Resources()) -> int:
-    """The random-init floor, then every sweep of the study in order; 0 when every sweep finished, else 1."""
+              resources: Resources = Resources(), cores: int | None = None, side_by_side: bool = True,
+              ablations: list[str] | None = None) -> int:
+    """The random-init floor, then the sweeps of `ablations` (all when None): those that cannot fill the
+    `cores` alone side by side (schedule.py), the others alone, in this process. 0 when every sweep finished
+    with every allocation, else 1; a sweep that fails or crashes stops no other, and the last line names it.
+
+    Side by side only on a local Ray (without --address: a cluster schedules the units of one sweep over its
+    nodes) and without GPUs (each sweep's Ray would see every GPU)."""
     if address:
         check_address(address)  # before the floor's probes: an unreachable cluster fails in seconds
+    resources.validate()
     _prepare(plan, resume)
     started = time.perf_counter()
     if plan.study.random_init_probe:
         probe_random_floor(plan)
-    codes = []
-    for number, (sweep, sweep_plan) in enumerate(zip(plan.sweeps, plan.plans), 1):
-        say(f"sweep {number}/{len(plan.plans)}: ablation {sweep.ablation}, variant {sweep.variant} "
-            f"({len(sweep_plan.allocations)} allocations) -> {sweep_plan.sweep_dir}")
-        sweep_started = time.perf_counter()
+    cores = cores or machine_cpus()
+    order = [i for i, sweep in enumerate(plan.sweeps) if ablations is None or sweep.ablation in ablations]
+    parallel = side_by_side and not address and not _has_gpus(resources)
+    needs = [cpus_needed(p, resources, cores) if parallel else cores for p in plan.plans]
+    folders = [sweep.folder for sweep in plan.sweeps]
+    pending, running, codes = list(order), [], {}
+
+    def job(index: int, cpus: int | None) -> SweepJob:
+        sweep_plan = plan.plans[index]
         # A resumed study continues the sweeps it started and starts the others.
         started_before = (sweep_plan.sweep_dir / "config.yaml").is_file()
-        code = run_sweep(sweep_plan, resume=resume and started_before, address=address, resources=resources)
-        codes.append(code)
+        return SweepJob(sweep_plan, resume and started_before, resources, cpus)
+
+    def finished(index: int, code: int, began: float, cpus: int, log: Path | None) -> None:
+        codes[index] = code
+        sweep = plan.sweeps[index]
+        wall = time.time() - began
         _log(plan, {"ablation": sweep.ablation, "variant": sweep.variant, "folder": sweep.folder, "exit_code": code,
-                    "wall_s": round(time.perf_counter() - sweep_started, 1)})
+                    "wall_s": round(wall, 1), "started": round(began, 3), "ended": round(time.time(), 3),
+                    "cpus": cpus, **({"log": str(log)} if log else {})})
+        others = ", ".join(_name(plan.sweeps[r.index]) for r in running)
+        say(f"sweep {order.index(index) + 1}/{len(order)} {_name(sweep)}: {_describe_code(code)} in {wall:.0f} s"
+            + (f"; still running: {others}" if others else ""))
+        if code not in (0, 1) and log is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-8:]
+            say(f"{_name(sweep)}: the end of {log}:\n" + "\n".join(f"    {line}" for line in tail))
+
+    try:
+        while pending or running:
+            chosen = startable(pending, [r.index for r in running], folders, needs, cores)
+            for index in chosen:
+                pending.remove(index)
+            if len(chosen) == 1 and not running:
+                # Alone on the machine: in this process, its output here, as `salt-budget sweep` prints it.
+                [index] = chosen
+                sweep, sweep_plan = plan.sweeps[index], plan.plans[index]
+                say(f"sweep {order.index(index) + 1}/{len(order)}: ablation {sweep.ablation}, variant "
+                    f"{sweep.variant} ({len(sweep_plan.allocations)} allocations"
+                    + (f", {len(sweep_plan.baselines)} baseline runs" if sweep_plan.baselines else "")
+                    + f") -> {sweep_plan.sweep_dir}")
+                began = time.time()
+                code = run_job(job(index, None if address else cores))
+                if code == INTERRUPTED:
+                    raise KeyboardInterrupt
+                finished(index, code, began, needs[index], None)
+                continue
+            for index in chosen:
+                running.append(_start_process(plan, index, job(index, needs[index])))
+            if chosen:
+                say("running side by side: " + "; ".join(
+                    f"{order.index(r.index) + 1}/{len(order)} {_name(plan.sweeps[r.index])} ({r.cpus} of {cores} "
+                    f"cores, output in {r.log})" for r in running))
+            if not running:
+                raise RuntimeError(f"no sweep can start on {cores} cores: {[_name(plan.sweeps[i]) for i in pending]}")
+            done = _wait_for_one(running)
+            running.remove(done)
+            _outcome_lines(done.log, _name(plan.sweeps[done.index]))
+            finished(done.index, done.process.returncode, done.started, done.cpus, done.log)
+    except KeyboardInterrupt:
+        _stop(running)
+        say("interrupted: run the same command with --resume to continue; finished units are kept")
+        raise
     wall = time.perf_counter() - started
-    _log(plan, {"study": plan.study.name, "wall_s": round(wall, 1), "exit_codes": codes})
-    say(f"all {len(codes)} sweeps done in {wall:.0f} s ({wall / 60:.1f} min)"
-        + ("" if not any(codes) else f"; {sum(1 for c in codes if c)} had failed units (see above)"))
-    return 1 if any(codes) else 0
+    exit_codes = [codes[i] for i in order]
+    failed = [_name(plan.sweeps[i]) for i in order if codes[i]]
+    whole = ablations is None or set(ablations) == set(plan.study.ablations)
+    # "study": the whole study's wall time (the report reads it); "part": a run of some of its ablations.
+    _log(plan, {("study" if whole else "part"): plan.study.name, "wall_s": round(wall, 1), "exit_codes": exit_codes,
+                **({} if whole else {"ablations": list(ablations)}), "failed": failed})
+    say(f"all {len(order)} sweeps done in {wall:.0f} s ({wall / 60:.1f} min)"
+        + ("" if not failed else f"; {len(failed)} did not finish every allocation: "
+           + ", ".join(f"{name} ({_describe_code(codes[i])})" for name, i in zip(failed, [i for i in order if codes[i]]))
+           + " (see above; --resume retries what is missing)"))
+    return 1 if failed else 0
+
+
+def _has_gpus(resources: Resources) -> bool:
+    if (resources.gpus_per_trial or 0) > 0 or (resources.gpus_per_worker or 0) > 0:
+        return True
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _wait_for_one(running: list[_Running]) -> _Running:
+    while True:
+        for run in running:
+            if run.process.poll() is not None:
+                return run
+        time.sleep(0.5)
+
+
+def _stop(running: list[_Running]) -> None:
+    """Ctrl-C reaches the sweep processes too (one process group); a signal sent to the study alone does not."""
+    for run in running:
+        if run.process.poll() is None:
+            run.process.send_signal(signal.SIGINT)
+    for run in running:
+        try:
+            run.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.process.kill()

@@ -155,8 +155,10 @@ def check_address(address: str) -> None:
                         f"`ray start --head` printed it), not another service") from None
 
 
-def _start_ray(address: str | None) -> bool:
-    """ray.init unless a connection exists (a test or a notebook may have made one); True if we started it."""
+def _start_ray(address: str | None, cpus: int | None = None) -> bool:
+    """ray.init unless a connection exists (a test or a notebook may have made one); True if we started it.
+    `cpus` caps a local Ray (a study runs sweeps side by side, each on its share of the cores); a cluster
+    joined at `address` has its own."""
     import ray
 
     if ray.is_initialized():
@@ -164,7 +166,8 @@ def _start_ray(address: str | None) -> bool:
     if address:
         check_address(address)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
     except (ConnectionError, TimeoutError, RuntimeError) as error:
         if not address:
             raise
@@ -219,15 +222,16 @@ def train_teachers(plan: Plan, resources: UnitResources, times: SweepTimes) -> N
 
 
 def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
-              resources: Resources = Resources()) -> int:
-    """Run every unit of `plan` that is not done; 0 when every allocation finished, 1 when some failed."""
+              resources: Resources = Resources(), cpus: int | None = None) -> int:
+    """Run every unit of `plan` that is not done; 0 when every allocation finished, 1 when some failed.
+    `cpus`: the CPUs a local Ray started here may use (None: all of this machine's)."""
     from trainers.evaluate import prepare_data
 
     resources.validate()
     check_resume(plan, resume)
     started = time.perf_counter()
     times = SweepTimes()
-    owns_ray = _start_ray(address)  # first: a cluster that cannot be reached leaves nothing behind
+    owns_ray = _start_ray(address, cpus)  # first: a cluster that cannot be reached leaves nothing behind
     times.ray_start_s = time.perf_counter() - started
     try:
         import ray
