@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from salt_budget.cli import main
-from salt_budget.study.config import SHARED_SWEEP, load_study as load_study_file
+from salt_budget.study.config import SHARED_SWEEP
+from salt_budget.study.config import load_study as load_study_file
 from salt_budget.sweep.results import read_results
 from salt_budget.sweep.workers import read_processes
 from tests.test_sweep_run import MICRO, fingerprint

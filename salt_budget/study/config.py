@@ -13,11 +13,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Sequence
 
-from trainers.config import ConfigError, load_config
-
 from salt_budget.experiment import ExperimentConfig, load_experiment
 from salt_budget.sweep.plan import SweepOptions
 from salt_budget.sweep.units import BASELINES
+from trainers.config import ConfigError, load_config
 
 SHARED_SWEEP = "main"  # the folder of every variant without overrides
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -39,9 +39,9 @@ def study_table(plan: StudyPlan, order: list[int], resources: Resources, cores: 
                  s is not None for s in known) else "'-': no earlier run in the runs folder measured that stage")
     return "\n".join([
         pd.DataFrame(rows).to_string(index=False),
-        "units at once: the sweep's widest phase (teacher ladders, student ladders or baseline ladders); a sweep that "
-        "cannot fill the cores alone runs beside others, each on a local Ray of its own; sweeps of one folder run "
-        "in the file's order.",
-        f"predicted: the sweep planner's training time (probes not included), from FLOP rates measured by earlier "
-        f"runs; {total}",
+        ("units at once: the sweep's widest phase (teacher ladders, student ladders or baseline ladders); a sweep "
+         "that cannot fill the cores alone runs beside others, each on a local Ray of its own; sweeps of one folder "
+         "run in the file's order."),
+        (f"predicted: the sweep planner's training time (probes not included), from FLOP rates measured by earlier "
+         f"runs; {total}"),
     ])

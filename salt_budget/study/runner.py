@@ -25,13 +25,18 @@ from pathlib import Path
 
 import yaml
 
-from trainers.config import save_config, to_dict
-
 from salt_budget.study.config import StudyConfig, StudySweep
 from salt_budget.study.schedule import cpus_needed, machine_cpus, startable
-from salt_budget.study.sweep_process import CRASHED, INTERRUPTED, SweepJob, run_job, write_job
+from salt_budget.study.sweep_process import (
+    CRASHED,
+    INTERRUPTED,
+    SweepJob,
+    run_job,
+    write_job,
+)
 from salt_budget.sweep.plan import Plan, PlanError, build_plan
 from salt_budget.sweep.runner import Resources, check_address
+from trainers.config import save_config, to_dict
 
 
 def say(message: str) -> None:
@@ -129,15 +134,17 @@ def _name(sweep: StudySweep) -> str:
     return f"{sweep.ablation}/{sweep.variant}"
 
 
-def _die_with_parent() -> None:
-    """A sweep process ends with the study (a stopped session, a killed study), not as an orphan that keeps
-    training while a resumed study starts the same sweep again. Linux only; elsewhere nothing."""
+def _death_signal():
+    """A preexec_fn that makes a sweep process end with the study (a stopped session, a killed study), not live on
+    as an orphan that keeps training while a resumed study starts the same sweep again. prctl is looked up here,
+    in the study: the forked child, before exec, only calls it (no import, no lock). Linux only; elsewhere None."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _start_process(plan: StudyPlan, index: int, job: SweepJob) -> _Running:
@@ -148,7 +155,7 @@ def _start_process(plan: StudyPlan, index: int, job: SweepJob) -> _Running:
     with open(log_path, "a") as log:
         process = subprocess.Popen([sys.executable, "-u", "-m", "salt_budget.study.sweep_process", str(job_path)],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   preexec_fn=_die_with_parent)
+                                   preexec_fn=_death_signal())  # noqa: PLW1509
     return _Running(index, process, log_path, time.time(), job.cpus or 0)
 
 
