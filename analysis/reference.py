@@ -86,24 +86,24 @@ VJEPA2_240K = tuple(vjepa2(240_000)[key] for key in ("flops_total", *BENCHMARKS)
 
 
 def paper_scale(largest_budget: float) -> float:
-    """How many of the paper's steps one step of a study stands for: every shipped study is Table 16's grid scaled
-    down (tiny 1/125, small 1/100, paper 1), its largest allocation budget the paper's 240k."""
+    """How many of the paper's steps one step of a study stands for, where the study does not say (its
+    paper_scale): Table 16's grid scaled down, its largest allocation budget the paper's 240k."""
     return max(PAPER_BUDGETS) / float(largest_budget)
 
 
-def paper_budget(budget: float, largest_budget: float) -> int | None:
-    """The Table 16 budget a study budget stands for (960 of a study whose largest is 1,920 -> 120k), or None
-    where it scales to none (1,440 -> 180k)."""
-    return _paper_steps(budget, largest_budget, PAPER_BUDGETS)
+def paper_budget(budget: float, scale: float) -> int | None:
+    """The Table 16 budget a study budget stands for at `scale` paper steps per step (960 at 125 -> 120k), or
+    None where it scales to none (1,440 -> 180k; 3,840 -> 480k)."""
+    return _paper_steps(budget, scale, PAPER_BUDGETS)
 
 
-def paper_teacher_steps(teacher_steps: float, largest_budget: float) -> int | None:
+def paper_teacher_steps(teacher_steps: float, scale: float) -> int | None:
     """The paper's teacher length (20k, 40k or 80k) a study teacher stands for, or None."""
-    return _paper_steps(teacher_steps, largest_budget, tuple(t for t, _ in LOSS_R2_SSV2))
+    return _paper_steps(teacher_steps, scale, tuple(t for t, _ in LOSS_R2_SSV2))
 
 
-def _paper_steps(steps: float, largest_budget: float, known: tuple[int, ...]) -> int | None:
-    scaled = float(steps) * paper_scale(largest_budget)
+def _paper_steps(steps: float, scale: float, known: tuple[int, ...]) -> int | None:
+    scaled = float(steps) * scale
     for value in known:
         if abs(scaled - value) <= 1e-3 * value:  # shares like 1/3 round the study's steps by under a step
             return value

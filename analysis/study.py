@@ -15,13 +15,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import reference
 from analysis.markdown import num, pct, table
 from analysis.regression import grouped_fits
 from analysis.stats import describe, from_columns, tally
 from analysis.study_stats import (
-    against_first, against_first_words, best_shares, runner_up_words, versus_teacher_words,
+    against_first,
+    against_first_words,
+    best_shares,
+    runner_up_words,
+    versus_teacher_words,
 )
-from analysis.tables import MEAN_TASK, Metric, ReportError, Results, equals, load_results
+from analysis.tables import (
+    MEAN_TASK,
+    Metric,
+    ReportError,
+    Results,
+    equals,
+    load_results,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class StudyData:
     results: dict[str, Results]  # by sweep folder
     random_init: pd.DataFrame  # seed, acc_<task>..., acc_mean
     log: list[dict]  # study_log.jsonl
+    paper_scale: float | None = None  # study.json's: paper steps per study step (None: not given)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -87,7 +100,8 @@ def load_study(study_dir: Path) -> StudyData:
                           f"salt-budget study with --resume")
     log_path = study_dir / "study_log.jsonl"
     log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.is_file() else []
-    return StudyData(manifest["name"], manifest["sweeps"], results, _random_init(study_dir), log)
+    return StudyData(manifest["name"], manifest["sweeps"], results, _random_init(study_dir), log,
+                     manifest.get("paper_scale"))
 
 
 def _final_pairs(study: StudyData, sweep: dict) -> pd.DataFrame:
@@ -108,6 +122,18 @@ def final_pairs(study: StudyData, ablation: str | None = None) -> pd.DataFrame:
     sweeps = study.sweeps if ablation is None else study.ablation(ablation)
     parts = [p for p in (_final_pairs(study, s) for s in sweeps) if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def paper_scale_of(study: StudyData, ablation: str = "allocation") -> float:
+    """Paper steps per study step: the study file's paper_scale, else the allocation ablation's largest budget
+    (the ablation's own where the study has no allocation ablation) taken for the paper's 240k."""
+    if study.paper_scale:
+        return float(study.paper_scale)
+    for name in ("allocation", ablation):
+        pairs = final_pairs(study, name)
+        if len(pairs):
+            return reference.paper_scale(float(pairs["budget"].max()))
+    return float("nan")
 
 
 def _spread(frame: pd.DataFrame, by: list[str], study: StudyData) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 from analysis import reference
 from analysis.markdown import NA, budget_name, pct, table
 from analysis.stats import as_columns, compare, describe, from_columns
-from analysis.study import StudyData, final_pairs
+from analysis.study import StudyData, final_pairs, paper_scale_of
 from analysis.tables import baseline_name, is_baseline
 
 ARM = ["teacher_size", "teacher_steps", "teacher_share"]  # one SALT allocation of a budget
@@ -30,16 +30,6 @@ def baseline_runs(study: StudyData, ablation: str) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame()
     return pd.concat(parts, ignore_index=True).drop_duplicates("unit_key", keep="last")
-
-
-def _largest_budget(study: StudyData, ablation: str) -> float:
-    """The budget that stands for the paper's 240k: the allocation ablation's largest (the ablation's own where
-    the study has no allocation ablation)."""
-    for name in ("allocation", ablation):
-        pairs = final_pairs(study, name)
-        if len(pairs):
-            return float(pairs["budget"].max())
-    return float("nan")
 
 
 def _paper_columns(benchmark: str | None, paper_budget: int | None, share: float, best: bool) -> dict[str, object]:
@@ -74,14 +64,14 @@ def baseline_table(study: StudyData) -> pd.DataFrame:
         runs, students = baseline_runs(study, ablation), final_pairs(study, ablation)
         if runs.empty or students.empty:
             continue
-        largest = _largest_budget(study, ablation)
+        scale = paper_scale_of(study, ablation)
         for (budget, method), base in runs.groupby(["budget", "role"], sort=True):
             salt = students[students["budget"] == budget]
             if salt.empty:
                 continue
             arms = salt.groupby(ARM, sort=True)
             best = arms["acc_mean"].mean().idxmax()
-            paper_budget = reference.paper_budget(budget, largest)
+            paper_budget = reference.paper_budget(budget, scale)
             for arm, group in arms:
                 for metric in study.metrics:
                     difference = compare(group.set_index("seed")[metric.column], base.set_index("seed")[metric.column])

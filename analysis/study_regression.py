@@ -16,8 +16,8 @@ import pandas as pd
 from analysis import reference
 from analysis.markdown import NA, num, pct, table
 from analysis.regression import MIN_POINTS, fit_line, grouped_fits
-from analysis.stats import Difference, NO_DIFFERENCE, compare
-from analysis.study import StudyData, student_checkpoints
+from analysis.stats import NO_DIFFERENCE, Difference, compare
+from analysis.study import StudyData, paper_scale_of, student_checkpoints
 from analysis.tables import Metric
 
 LOSS = "loss_smoothed"
@@ -39,7 +39,7 @@ def teacher_regression_table(study: StudyData) -> pd.DataFrame:
     if checkpoints.empty:
         return checkpoints
     checkpoints = checkpoints.assign(teacher=_teacher(checkpoints))
-    largest = float(checkpoints["budget"].max())
+    scale = paper_scale_of(study)
     paper_r2 = dict(reference.LOSS_R2_SSV2)
     parts = []
     for metric in study.metrics:
@@ -48,7 +48,7 @@ def teacher_regression_table(study: StudyData) -> pd.DataFrame:
         for name in fits["teacher"]:
             mine = checkpoints if name == POOLED else checkpoints[checkpoints["teacher"] == name]
             steps = None if name == POOLED else float(mine["teacher_steps"].iloc[0])
-            paper_steps = None if steps is None else reference.paper_teacher_steps(steps, largest)
+            paper_steps = None if steps is None else reference.paper_teacher_steps(steps, scale)
             extra.append({"task": metric.name, "teacher_steps": steps, "students": mine["unit_key"].nunique(),
                           "seeds": mine["seed"].nunique(),
                           "checkpoints_per_student": int(mine.groupby("unit_key")["step"].nunique().min()),

@@ -124,8 +124,11 @@ def test_the_paper_has_a_vjepa2_row_at_every_budget():
     assert salt[(240_000, 40_000)] == pytest.approx(0.740)  # (76.3 + 71.7) / 2
     assert reference.VJEPA2_240K == (1.900e21, 73.3, 68.4, 74.6)  # what summary_baselines quotes
     # The tiny study's budgets are the paper's / 125: 960 -> 120k, 1,280 -> 160k, 1,920 -> 240k; 1,440 has none.
-    assert [reference.paper_budget(b, 1920) for b in (960, 1280, 1440, 1920)] == [120_000, 160_000, None, 240_000]
-    assert reference.paper_teacher_steps(320, 1920) == 40_000 and reference.paper_teacher_steps(480, 1920) is None
+    scale = reference.paper_scale(1920)
+    assert scale == 125
+    assert [reference.paper_budget(b, scale) for b in (960, 1280, 1440, 1920, 3840)] == [
+        120_000, 160_000, None, 240_000, None]
+    assert reference.paper_teacher_steps(320, scale) == 40_000 and reference.paper_teacher_steps(480, scale) is None
 
 
 # -- SALT against V-JEPA 2 ---------------------------------------------------------------------------------

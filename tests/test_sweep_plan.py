@@ -220,6 +220,23 @@ def test_baselines_are_one_run_per_budget_and_seed_for_the_whole_budget(tmp_path
                 teacher_steps=(10,), baselines=("vjepa2",))
 
 
+def test_a_large_budget_trained_by_fewer_seeds_extends_their_ladders(tmp_path):
+    experiment = load_experiment(None, [f"runs_dir={tmp_path}", *TINY, *SHORT_WARMUP, "vjepa2.optim.warmup_steps=5"])
+    plan = plan_of(experiment, total_steps=(120, 240, 480), teacher_steps=(20, 40), seeds=(0, 1, 2),
+                   baselines=("vjepa2",), budget_seeds={480: (0, 1)})
+    budgets_of = {seed: sorted({a.budget for a in plan.allocations if a.seed == seed}) for seed in (0, 1, 2)}
+    assert budgets_of == {0: [120, 240, 480], 1: [120, 240, 480], 2: [120, 240]}
+    assert sorted(u.id for u in plan.baselines.values() if u.id.startswith("N480")) == [
+        "N480_vjepa2-tiny_seed0", "N480_vjepa2-tiny_seed1"]
+    # Seed 0's students of one teacher form one ladder whose trunk is the 480 run; seed 2's trunk is its 240 run.
+    assert plan.student_ladders["N120_T20-tiny_S100-tiny_seed0"].trunk.steps == 460
+    assert plan.student_ladders["N120_T20-tiny_S100-tiny_seed2"].trunk.steps == 220
+    with pytest.raises(PlanError, match="budget_seeds names budget 960, which the sweep does not train"):
+        plan_of(experiment, total_steps=(120,), teacher_steps=(20,), budget_seeds={960: (0,)})
+    with pytest.raises(PlanError, match=r"must be a non-empty subset of the sweep's seeds \[0, 1\]"):
+        plan_of(experiment, total_steps=(120,), teacher_steps=(20,), seeds=(0, 1), budget_seeds={120: (3,)})
+
+
 def test_cli_refusals_are_one_line(tmp_path, capsys):
     assert main(["sweep", "--total-steps", "100", "--teacher-steps", "150", f"runs_dir={tmp_path}", *TINY]) == 2
     err = capsys.readouterr().err

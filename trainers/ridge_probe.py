@@ -121,13 +121,14 @@ def _accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
 def ridge_readout(
     train: torch.Tensor, train_labels: torch.Tensor, val: torch.Tensor, val_labels: torch.Tensor,
     num_classes: Sequence[int], *, lambdas: Sequence[float], folds: int, seed: int, time_steps: int,
-    pooling: str = "flat", views: int = 1,
+    pooling: str = "flat", views: int = 1, predictions: bool = False,
 ) -> list[dict[str, Any]]:
     """Per task (a column of the (N, tasks) labels): accuracy on val of the ridge readout of `pooling`, with
     the lambda (a multiple of the feature dimensions) that does best over `folds`-fold cross-validation on
     train, refitted on all of train. Cross-validation rather than one held-out split: with a thousand clips,
     one split of a hundred moved the chosen lambda, and the val accuracy with it, by several points.
-    `views` adjacent rows per video (multi-view evaluation) are read as their mean."""
+    `views` adjacent rows per video (multi-view evaluation) are read as their mean. With `predictions`, each
+    task's result also holds `val_predicted`, the class read for every val video (benchmarks/readout_noise.py)."""
     x_train = view_mean(pooled_features(train, time_steps, pooling), views)
     model = RidgeFit(x_train)
     targets = _onehots(train_labels, num_classes)
@@ -157,6 +158,8 @@ def ridge_readout(
             "pooling": pooling,
             "lambda": float(lambdas[best]), "heads": tried,
         })
+        if predictions:
+            results[-1]["val_predicted"] = val_predicted.tolist()
     return results
 
 

@@ -8,10 +8,11 @@ allocation the allocation and teacher-size ablations both ask for is trained onc
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from salt_budget.experiment import ExperimentConfig, load_experiment
 from salt_budget.sweep.plan import SweepOptions
@@ -32,6 +33,9 @@ class AblationConfig:
     teacher_sizes: list[str] = field(default_factory=list)  # empty: the experiment's teacher
     student_size: str | None = None
     seeds: list[int] = field(default_factory=list)  # empty: the study's seeds
+    # budget -> the seeds that train it, fewer than `seeds` (an expensive largest budget for the recommendation's
+    # check: those seeds' ladders reach it from the trunk the smaller budgets share, in one sweep)
+    budget_seeds: dict[int, list[int]] = field(default_factory=dict)
     # Baseline methods (salt_budget.sweep.units.BASELINES: vjepa2), each trained once per budget and seed of every
     # variant's sweep, as `salt-budget sweep --baselines` does: the study's rows to set the students against.
     baselines: list[str] = field(default_factory=list)
@@ -58,6 +62,10 @@ class StudyConfig:
     probe_points: int = 3
     teacher_schedule: Literal["wsd", "cosine"] = "wsd"
     student_schedule: Literal["wsd", "cosine"] | None = None  # None: the teacher schedule
+    # The paper's step counts divided by this give the study's (125 for the tiny study: 240k -> 1,920): how the
+    # report finds the paper's row for each budget and teacher length. None: the largest allocation budget
+    # stands for the paper's 240k.
+    paper_scale: float | None = None
     ablations: dict[str, AblationConfig] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -67,6 +75,9 @@ class StudyConfig:
             raise ValueError("ablations is empty: name at least one (allocation, teacher_size, teacher_masks, ...)")
         if not self.seeds:
             raise ValueError("seeds is empty: give at least one seed")
+        if self.paper_scale is not None and not self.paper_scale > 0:
+            raise ValueError(f"paper_scale {self.paper_scale}: give the factor the paper's steps are divided by "
+                             f"(> 0, e.g. 125), or leave it out")
         for name, ablation in self.ablations.items():
             if not ablation.total_steps:
                 raise ValueError(f"ablations.{name}.total_steps is empty: give the budget(s) in steps")
@@ -134,6 +145,7 @@ def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep
                 student_size=ablation.student_size, seeds=tuple(ablation.seeds or study.seeds),
                 teacher_schedule=study.teacher_schedule, student_schedule=study.student_schedule,
                 probe_points=study.probe_points, baselines=tuple(ablation.baselines),
+                budget_seeds={budget: tuple(seeds) for budget, seeds in ablation.budget_seeds.items()},
             )
             sweeps.append(StudySweep(name, variant, folder, tuple(extra), experiment, options))
     return sweeps

@@ -67,6 +67,7 @@ def manifest(plan: StudyPlan) -> dict:
     return {
         "name": plan.study.name,
         "seeds": list(plan.study.seeds),
+        "paper_scale": plan.study.paper_scale,
         "sweeps": [{"ablation": s.ablation, "variant": s.variant, "folder": s.folder, "overrides": list(s.overrides),
                     "allocations": [a.id for a in p.allocations],
                     "students": [student.key for student in p.students.values()],

@@ -52,10 +52,16 @@ class SweepOptions:
     probe_points: int = 4
     baselines: tuple[str, ...] = ()  # methods of BASELINES, each trained once per budget and seed
     total_flops: tuple[float, ...] = ()  # budgets in FLOPs instead of steps (one of the two)
+    # budget -> the seeds that train it, where fewer than `seeds` (a study extends its largest budget with fewer
+    # seeds: in one sweep, those seeds' ladders reach the large budget from the trunk the smaller ones share)
+    budget_seeds: dict[float, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def budgets(self) -> tuple[float, ...]:
         return tuple(dict.fromkeys(self.total_flops or self.total_steps))
+
+    def seeds_of(self, budget: float, seeds: list[int]) -> list[int]:
+        return [seed for seed in seeds if budget not in self.budget_seeds or seed in self.budget_seeds[budget]]
 
     @property
     def students_schedule(self) -> Schedule:
@@ -146,6 +152,13 @@ def _check_options(options: SweepOptions) -> None:
         raise PlanError(f"--cooldown-fraction {options.cooldown_fraction:g} must lie in (0, 0.5]")
     if options.probe_points < 1:
         raise PlanError(f"--probe-points {options.probe_points}: probe at least the final checkpoint (1)")
+    for budget, seeds in options.budget_seeds.items():
+        if budget not in options.budgets:
+            raise PlanError(f"budget_seeds names budget {budget:g}, which the sweep does not train (budgets: "
+                            f"{', '.join(f'{b:g}' for b in options.budgets)}); name one of them")
+        if not seeds or (options.seeds and not set(seeds) <= set(options.seeds)):
+            raise PlanError(f"budget_seeds {budget:g}: {list(seeds)} must be a non-empty subset of the sweep's seeds "
+                            f"{list(options.seeds)}")
     for method in options.baselines:
         if method not in BASELINES:
             raise PlanError(f"--baselines {method}: unknown baseline; choose from {', '.join(BASELINES)}")
@@ -184,14 +197,15 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
             )
     if options.total_flops:
         allocations = [allocation for flops in options.budgets for size in teacher_sizes
-                       for allocation in _flops_allocations(experiment, options, flops, size, student_size, seeds)]
+                       for allocation in _flops_allocations(experiment, options, flops, size, student_size,
+                                                            options.seeds_of(flops, seeds))]
     else:
         allocations = [
             Allocation(budget, size, steps, student_size, budget - steps, seed)
             for budget in options.budgets
             for size in teacher_sizes
             for steps in _teacher_steps(budget, options)
-            for seed in seeds
+            for seed in options.seeds_of(budget, seeds)
         ]
     sweep_dir = Path(experiment.runs_dir).expanduser().resolve() / experiment.name
     plan = Plan(experiment, options, sweep_dir, allocations)
@@ -206,7 +220,7 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
         _validate_optim(student.cfg.optim, f"student of {allocation.student_steps} steps ({allocation.id})", "student")
         plan.students[allocation.id] = student
     for budget in options.budgets:
-        for seed in seeds:
+        for seed in options.seeds_of(budget, seeds):
             for method in dict.fromkeys(options.baselines):
                 # The student's encoder size, for the whole budget: the same encoder at matched total steps or FLOPs.
                 steps, flops = int(budget), None
