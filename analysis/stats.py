@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
+from scipy import optimize
 from scipy import stats as scipy_stats
 
 from analysis.markdown import NA, missing, pct
@@ -105,6 +106,46 @@ def compare(a: pd.Series | pd.DataFrame, b: pd.Series | None = None) -> Differen
     if a.empty or b.empty:
         return NO_DIFFERENCE
     return _paired(a, b) if set(a.index) == set(b.index) else _welch(a, b)
+
+
+# -- power: how many seeds a gap needs --------------------------------------------------------------------
+
+POWER = 0.80
+MOST_SEEDS = 10_000
+
+
+def power(sd: float, gap: float, n: int) -> float:
+    """The chance that n seeds' 90% interval excludes zero when the true mean difference is `gap` and one seed's
+    difference has standard deviation `sd` (the paired t-test's exact power, from the noncentral t)."""
+    if n < 2 or not sd > 0:
+        return math.nan
+    df, shift = n - 1, abs(gap) * math.sqrt(n) / sd
+    critical = _t(df)
+    value = float(scipy_stats.nct.sf(critical, df, shift) + scipy_stats.nct.cdf(-critical, df, shift))
+    return 1.0 if math.isnan(value) else value  # scipy's noncentral t gives NaN far out, where the power is 1
+
+
+def seeds_to_resolve(sd: float, gap: float, chance: float = POWER) -> int | None:
+    """The fewest seeds that resolve a true difference `gap` with probability `chance`; None where sd or gap is
+    not a positive number, or more than MOST_SEEDS would be needed."""
+    if not (sd > 0 and abs(gap) > 0) or math.isnan(sd) or math.isnan(gap):
+        return None
+    low, high = 2, 2
+    while power(sd, gap, high) < chance:  # doubling, then bisection: power grows with n
+        low, high = high, 2 * high
+        if high > MOST_SEEDS:
+            return None
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if power(sd, gap, middle) < chance else (low, middle)
+    return high
+
+
+def resolvable_gap(sd: float, n: int, chance: float = POWER) -> float:
+    """The smallest true difference n seeds resolve with probability `chance` (NaN below two seeds)."""
+    if n < 2 or not sd > 0:
+        return math.nan
+    return float(optimize.brentq(lambda gap: power(sd, gap, n) - chance, 1e-9 * sd, 1000 * sd))
 
 
 # -- a comparison as table columns, and back --------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.markdown import missing, table
-from analysis.stats import ONE_SEED
+from analysis.stats import NOT_RESOLVED, ONE_SEED
 from analysis.study import StudyData
 from analysis.study_verdicts import NOT_IN_STUDY
 
@@ -23,6 +23,13 @@ def task_cell(r: pd.Series) -> str:
         return f"{_signed(r['diff'], r['unit'])} ({ONE_SEED})"
     return f"{_signed(r['diff'], r['unit'])} ({_signed(r['low'], r['unit'])} to {_signed(r['high'], r['unit'])}): " \
            f"{r['verdict']}"
+
+
+def _needed(r: pd.Series) -> str:
+    if r["verdict"] != NOT_RESOLVED:
+        return "-"
+    needed = r.get("seeds_to_resolve")
+    return "more than 10,000" if needed is None or missing(needed) else f"{int(needed)}"
 
 
 def _agrees(value: object) -> str:
@@ -49,7 +56,10 @@ def section(study: StudyData, verdicts: pd.DataFrame | None) -> list[str]:
         mean = by_task.loc["mean"] if "mean" in by_task.index else first
         rows.append([f"({finding}) {first['claim']}", first["paper"], first["comparison"],
                      *(task_cell(by_task.loc[m.name]) if m.name in by_task.index else "-" for m in metrics),
-                     mean["verdict"], _agrees(mean["agrees"]), numbers or "-"])
+                     mean["verdict"], _needed(mean), _agrees(mean["agrees"]), numbers or "-"])
     lines += [table(["finding", "paper", "test", *(m.label for m in metrics), "verdict (task average)",
-                     "as the paper", "numbers"], rows), ""]
+                     "seeds to resolve it", "as the paper", "numbers"], rows), ""]
+    lines += ["Seeds to resolve it: for a task average not resolved, the seeds whose 90% interval would exclude zero "
+              "8 times in 10 if the measured gap were the true one, at the measured sd of one seed's difference "
+              "(analysis/stats.py seeds_to_resolve).", ""]
     return lines

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from analysis.stats import (
-    NOT_RESOLVED, ONE_SEED, RESOLVED, as_columns, compare, describe, from_columns, noise_words, tally,
+    NOT_RESOLVED, ONE_SEED, RESOLVED, as_columns, compare, describe, from_columns, noise_words, power, resolvable_gap,
+    seeds_to_resolve, tally,
 )
 
 
@@ -151,3 +152,24 @@ def test_a_steady_gap_over_seeds_is_resolved_and_a_noisy_one_is_not():
     mean = findings.allocation[findings.allocation["task"] == "mean"]
     assert (mean["second_verdict"] == NOT_RESOLVED).all()
     assert "The best share against the runner-up over seeds, in 4 curves: 4 not resolved" in summary
+
+
+def test_power_is_the_share_of_seed_sets_whose_interval_excludes_zero():
+    # Simulated studies: n seeds of paired differences N(gap, sd), each read by compare(), as the report reads them.
+    rng = np.random.default_rng(0)
+    sd, gap, n, studies = 0.02, 0.015, 6, 2000
+    resolved = 0
+    for _ in range(studies):
+        a = pd.Series(rng.normal(gap, sd, n), index=range(n))
+        resolved += compare(a, pd.Series(0.0, index=range(n))).verdict == RESOLVED
+    assert resolved / studies == pytest.approx(power(sd, gap, n), abs=0.03)
+    assert power(sd, 1e-12, n) == pytest.approx(0.10, abs=1e-6)  # no gap: the interval's own 10% error rate
+
+
+def test_seeds_to_resolve_is_the_fewest_with_the_power_asked_for():
+    n = seeds_to_resolve(0.02, 0.01)
+    assert n == 27 and power(0.02, 0.01, n) >= 0.8 > power(0.02, 0.01, n - 1)
+    assert seeds_to_resolve(0.02, -0.01) == n  # the sign of the gap does not matter
+    assert resolvable_gap(0.02, n) <= 0.01 < resolvable_gap(0.02, n - 1)
+    assert seeds_to_resolve(0.0, 0.01) is None and seeds_to_resolve(0.02, 0.0) is None
+    assert seeds_to_resolve(float("nan"), 0.01) is None and np.isnan(resolvable_gap(0.02, 1))

@@ -264,3 +264,25 @@ def test_a_one_seed_study_draws_no_conclusion_from_noise(tmp_path):
     assert "10.0 points above the runner-up (seed 0 alone; one seed: not tested against noise)" in text
     assert "causal -5.0 points (seed 0 alone; one seed: not tested against noise)" in text
     assert "resolved" not in text and "nan" not in text.lower()
+
+
+def test_an_archived_study_reports_the_same_with_no_run_folder(tmp_path, capsys):
+    study_dir, shipped = tmp_path / "study", tmp_path / "docs" / "data"
+    _made_up_study(study_dir, (0, 1, 2), causal_drop=0.05)
+    probes = study_dir / "random_init" / "seed0" / "probes"
+    probes.mkdir(parents=True)
+    (probes / "random_init-tiny-seed0.json").write_text(json.dumps({"tasks": {"motion": {"accuracy": 0.3}}}))
+    (study_dir / "main" / "trials").mkdir()  # what a study also holds and the report does not read
+    assert main(["report", str(study_dir), "--format", "md", "--archive", str(shipped)]) == 0
+    assert "rebuilds it" in capsys.readouterr().out
+    assert sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file()) == [
+        "causal/results.csv", "causal/results.parquet", "main/results.csv", "main/results.parquet",
+        "random_init/seed0/probes/random_init-tiny-seed0.json", "study.json"]
+    assert main(["report", str(shipped), "--format", "md"]) == 0
+    tables_of = lambda out: {p.name: p.read_text() for p in sorted((out / "tables").glob("*.csv"))}  # noqa: E731
+    original, rebuilt = study_dir / "report", shipped / "report"
+    assert tables_of(original) == tables_of(rebuilt) and len(tables_of(original)) > 5
+    assert "30.0" in (rebuilt / "study.md").read_text()  # the floor came along
+    assert (original / "study.md").read_text() == (rebuilt / "study.md").read_text()
+    assert main(["report", str(study_dir / "main"), "--archive", str(tmp_path / "x")]) == 2
+    assert "is not a study folder" in capsys.readouterr().err

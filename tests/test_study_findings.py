@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis import reference
-from analysis.stats import NOT_RESOLVED, ONE_SEED, RESOLVED
+from analysis.stats import NOT_RESOLVED, ONE_SEED, RESOLVED, seeds_to_resolve
 from analysis.study import load_study
 from analysis.study_findings import summary, tables
 from analysis.study_verdicts import NOT_IN_STUDY
@@ -235,10 +235,14 @@ def test_a_gap_inside_the_seed_noise_is_not_resolved_and_a_missing_ablation_says
     verdicts = found["study_verdicts"].set_index(["finding", "task"])
     assert verdicts.loc[(2, "mean"), "diff"] == pytest.approx(0.01)
     assert verdicts.loc[(2, "mean"), "verdict"] == NOT_RESOLVED
+    # Differences +9, -7, +1 points: sd 8 points; a 1-point gap at that spread needs about 400 seeds for 80% power.
+    assert verdicts.loc[(2, "mean"), "sd"] == pytest.approx(0.08)
+    assert verdicts.loc[(2, "mean"), "seeds_to_resolve"] == seeds_to_resolve(0.08, 0.01) == 398
     for finding in (1, 4, 5, 7):  # no floor, no teacher-size or mask ablation, no baseline
         assert (verdicts.loc[finding, "verdict"] == NOT_IN_STUDY).all(), finding
     text = summary(study, found)
     assert "| (7) SALT beats V-JEPA 2 at equal compute |" in text and NOT_IN_STUDY in text
+    assert f"| not resolved | {seeds_to_resolve(0.08, 0.01)} |" in text
 
 
 def test_a_best_teacher_that_grows_with_the_budget_is_not_the_papers_finding(tmp_path):

@@ -17,6 +17,10 @@ def add_parser(commands) -> None:
     report.add_argument("--out", default=None, help="report folder (default: <first RUN_DIR>/report)")
     report.add_argument("--task", default=None, help="analyse one task only (a task name, or 'mean' for the average)")
     report.add_argument("--format", default="html,png,md", help="comma-separated outputs: html, png, md (default all)")
+    report.add_argument("--archive", default=None, metavar="DIR",
+                        help="for a study: also copy the files the report reads (study.json, study_log.jsonl, the "
+                        "random-init probes, each sweep's results table) to DIR, so that `salt-budget report DIR` "
+                        "writes the same report with no checkpoint or training (docs/study_tiny/data is one)")
     report.set_defaults(handler=_cmd_report)
 
 
@@ -24,8 +28,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import parse_formats, write_report
     from analysis.study import is_study
     from analysis.study_report import write_study_report
+    from analysis.tables import ReportError
 
-    if len(args.run_dirs) == 1 and is_study(Path(args.run_dirs[0])):
+    study = len(args.run_dirs) == 1 and is_study(Path(args.run_dirs[0]))
+    if args.archive and not study:
+        raise ReportError(f"--archive copies a study's inputs; {' '.join(args.run_dirs)} is not a study folder (it "
+                          f"has no study.json): copy a sweep's results.parquet by hand")
+    if study:
         written = write_study_report(Path(args.run_dirs[0]), out=Path(args.out) if args.out else None,
                                      task=args.task, formats=parse_formats(args.format))
     else:
@@ -36,4 +45,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"  {path.relative_to(written.out)}")
     for note in written.notes:
         print(note)
+    if args.archive:
+        from analysis.study_archive import archive_study
+
+        copied = archive_study(Path(args.run_dirs[0]), Path(args.archive))
+        print(f"the report's inputs ({len(copied)} files) copied to {args.archive}: salt-budget report {args.archive} "
+              f"rebuilds it")
     return 0
