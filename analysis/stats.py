@@ -26,7 +26,7 @@ ONE_SEED = "one seed: not tested against noise"
 NOTHING = "nothing to compare"
 TESTED = (RESOLVED, NOT_RESOLVED)
 # A comparison's columns in a findings table (each behind a prefix where a table holds several comparisons).
-COLUMNS = ("diff", "low", "high", "n", "paired", "verdict", "seeds")
+COLUMNS = ("diff", "low", "high", "n", "paired", "verdict", "seeds", "sd")
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def resolvable_gap(sd: float, n: int, chance: float = POWER) -> float:
 
 
 def as_columns(d: Difference, prefix: str = "") -> dict[str, object]:
-    values = (d.mean_diff, d.low, d.high, d.n, d.paired, d.verdict, " ".join(str(s) for s in d.seeds))
+    values = (d.mean_diff, d.low, d.high, d.n, d.paired, d.verdict, " ".join(str(s) for s in d.seeds), d.sd)
     return {prefix + name: value for name, value in zip(COLUMNS, values, strict=True)}
 
 
@@ -165,7 +165,8 @@ def from_columns(row, prefix: str = "") -> Difference:
     seeds = row[prefix + "seeds"]
     seeds = () if missing(seeds) else tuple(_seed_id(s) for s in str(seeds).split())
     n = 0 if missing(row[prefix + "n"]) else int(row[prefix + "n"])
-    return Difference(float(row[prefix + "diff"]), math.nan, n, bool(row[prefix + "paired"]),
+    sd = row.get(prefix + "sd", math.nan) if hasattr(row, "get") else math.nan  # tables written before it had none
+    return Difference(float(row[prefix + "diff"]), float(sd), n, bool(row[prefix + "paired"]),
                       float(row[prefix + "low"]), float(row[prefix + "high"]), seeds, str(row[prefix + "verdict"]))
 
 

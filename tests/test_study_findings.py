@@ -340,3 +340,19 @@ def test_the_check_says_outside_when_the_largest_budget_moves(tmp_path):
     study, found = _check_study(tmp_path / "b", (960, 1920, 3840), heavy_bonus=0.0)
     assert "study_recommend_check" not in found
     assert "Not run: the allocation ablation has 3 budgets" in summary(study, found)
+
+
+def test_a_larger_budget_with_fewer_seeds_does_not_carry_the_verdicts(tmp_path):
+    # 960 and 1,920 by three seeds, 3,840 by seed 0 alone (as the tiny study extends its largest budget): the
+    # findings compare at 1,920, where every seed trained, and V-JEPA 2 is compared there too.
+    made = MadeUpStudy(tmp_path)
+    _allocation_ablation(made, budgets=(960, 1920), baseline_gap=0.05)
+    extra = [made.allocation("main", 3840, t, 0, (0.60, 0.70), (0.20, 0.25)) for t in (320, 1920)]
+    made.sweeps[-1]["students"] += extra
+    made.sweeps[-1]["baselines"].append(made.baseline("main", 3840, 0, (0.10, 0.10)))
+    made.random_init((0.15, 0.20))
+    study, found = made.write()
+    verdicts = found["study_verdicts"].set_index(["finding", "task"])
+    for finding in (1, 2, 7):
+        assert verdicts.loc[(finding, "mean"), "comparison"].startswith("budget 1920"), finding
+        assert verdicts.loc[(finding, "mean"), "verdict"] == RESOLVED, finding

@@ -228,6 +228,10 @@ def test_a_large_budget_trained_by_fewer_seeds_extends_their_ladders(tmp_path):
     assert budgets_of == {0: [120, 240, 480], 1: [120, 240, 480], 2: [120, 240]}
     assert sorted(u.id for u in plan.baselines.values() if u.id.startswith("N480")) == [
         "N480_vjepa2-tiny_seed0", "N480_vjepa2-tiny_seed1"]
+    # Baselines may read their final checkpoint only, while the students keep their probe points.
+    fewer = plan_of(experiment, total_steps=(240,), teacher_steps=(40,), baselines=("vjepa2",), baseline_probe_points=1)
+    assert fewer.baselines["N240_vjepa2-tiny_seed0"].checkpoint_steps == [240]
+    assert len(fewer.students["N240_T40-tiny_S200-tiny_seed0"].checkpoint_steps) == 4
     # Seed 0's students of one teacher form one ladder whose trunk is the 480 run; seed 2's trunk is its 240 run.
     assert plan.student_ladders["N120_T20-tiny_S100-tiny_seed0"].trunk.steps == 460
     assert plan.student_ladders["N120_T20-tiny_S100-tiny_seed2"].trunk.steps == 220

@@ -60,6 +60,7 @@ class StudyConfig:
     # Student checkpoints probed, one value for every ablation: it enters the student's key, so ablations
     # that ask for the same allocation share it only with equal probe points.
     probe_points: int = 3
+    baseline_probe_points: int | None = None  # per baseline run; None: probe_points (the final one suffices)
     teacher_schedule: Literal["wsd", "cosine"] = "wsd"
     student_schedule: Literal["wsd", "cosine"] | None = None  # None: the teacher schedule
     # The paper's step counts divided by this give the study's (125 for the tiny study: 240k -> 1,920): how the
@@ -144,7 +145,8 @@ def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep
                 teacher_steps=tuple(ablation.teacher_steps), teacher_fractions=ablation.fractions(where),
                 student_size=ablation.student_size, seeds=tuple(ablation.seeds or study.seeds),
                 teacher_schedule=study.teacher_schedule, student_schedule=study.student_schedule,
-                probe_points=study.probe_points, baselines=tuple(ablation.baselines),
+                probe_points=study.probe_points, baseline_probe_points=study.baseline_probe_points,
+                baselines=tuple(ablation.baselines),
                 budget_seeds={budget: tuple(seeds) for budget, seeds in ablation.budget_seeds.items()},
             )
             sweeps.append(StudySweep(name, variant, folder, tuple(extra), experiment, options))

@@ -50,6 +50,9 @@ class SweepOptions:
     student_schedule: Schedule | None = None  # None: the teachers' (wsd: students of a teacher share a trunk)
     cooldown_fraction: float = 0.2
     probe_points: int = 4
+    # Checkpoints probed per baseline run; None: probe_points. A baseline's loss is known not to predict its
+    # accuracy (docs/paper.md section 10), so a study reads its final checkpoint only and saves the probes.
+    baseline_probe_points: int | None = None
     baselines: tuple[str, ...] = ()  # methods of BASELINES, each trained once per budget and seed
     total_flops: tuple[float, ...] = ()  # budgets in FLOPs instead of steps (one of the two)
     # budget -> the seeds that train it, where fewer than `seeds` (a study extends its largest budget with fewer
@@ -152,6 +155,9 @@ def _check_options(options: SweepOptions) -> None:
         raise PlanError(f"--cooldown-fraction {options.cooldown_fraction:g} must lie in (0, 0.5]")
     if options.probe_points < 1:
         raise PlanError(f"--probe-points {options.probe_points}: probe at least the final checkpoint (1)")
+    if options.baseline_probe_points is not None and options.baseline_probe_points < 1:
+        raise PlanError(f"baseline_probe_points {options.baseline_probe_points}: probe at least the final "
+                        f"checkpoint (1)")
     for budget, seeds in options.budget_seeds.items():
         if budget not in options.budgets:
             raise PlanError(f"budget_seeds names budget {budget:g}, which the sweep does not train (budgets: "
@@ -226,7 +232,8 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
                 steps, flops = int(budget), None
                 if options.total_flops:
                     steps, flops = _baseline_steps(experiment, budget, student_size), budget
-                unit = baseline_unit(sweep_dir, experiment, method, steps, student_size, seed, options.probe_points,
+                unit = baseline_unit(sweep_dir, experiment, method, steps, student_size, seed,
+                                     options.baseline_probe_points or options.probe_points,
                                      budget_flops=flops)
                 _validate_optim(unit.cfg.optim, f"baseline {unit.id}", method)
                 plan.baselines[unit.id] = unit
