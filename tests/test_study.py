@@ -15,7 +15,8 @@ from analysis.study import load_study, summary, tables
 from salt_budget.cli import main
 from salt_budget.study.config import SHARED_SWEEP, load_study as load_study_file, study_sweeps
 from salt_budget.study.runner import plan_study
-from salt_budget.sweep.results import append_rows
+from salt_budget.sweep.results import append_rows, read_results
+from salt_budget.sweep.workers import read_processes
 from tests.test_sweep_run import MICRO, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +26,11 @@ def write_study(path: Path, runs: Path, cache: Path, **changes) -> Path:
     study = {
         "name": "micro-study",
         "overrides": [*MICRO, f"runs_dir={runs}", f"data.cache_dir={cache}", "teacher.encoder.preset=nano",
-                      "student.encoder.preset=nano", "probe.kind=ridge"],
+                      "student.encoder.preset=nano", "vjepa2.encoder.preset=nano", "probe.kind=ridge"],
         "seeds": [0],
         "probe_points": 2,
         "ablations": {
-            "allocation": {"total_steps": [12, 16], "teacher_fractions": ["1/4", "1/2"]},
+            "allocation": {"total_steps": [12, 16], "teacher_fractions": ["1/4", "1/2"], "baselines": ["vjepa2"]},
             "teacher_size": {"total_steps": [16], "teacher_steps": [4], "teacher_sizes": ["nano", "micro"],
                              "student_size": "nano"},
             "teacher_masks": {"total_steps": [16], "teacher_steps": [4],
@@ -88,6 +89,16 @@ def test_bad_study_files_fail_before_anything_runs(tmp_path):
         study_sweeps(load_study_file(path), path)
     assert main(["study", str(path), "--dry-run"]) == 2
     assert not runs.exists()
+    data["ablations"]["allocation"]["teacher_fractions"] = ["1/4"]
+    data["ablations"]["allocation"]["baselines"] = ["vjepa3"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(Exception, match=r"allocation.baselines: unknown baseline 'vjepa3'; choose from vjepa2"):
+        load_study_file(path)
+    data["ablations"]["allocation"]["baselines"] = ["vjepa2"]
+    data["ablations"]["allocation"]["budget_seeds"] = {32: [0]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(Exception, match="ablations.allocation .*budget_seeds names budget 32"):
+        plan_study(load_study_file(path), study_sweeps(load_study_file(path), path))
 
 
 @pytest.mark.parametrize("name", ["study_tiny.yaml", "study_small.yaml", "study_paper.yaml"])
@@ -110,25 +121,50 @@ def test_the_shipped_studies_plan_the_paper_ablations(name):
     assert {"multiblock", "causal"} <= {k for k, _ in kinds} and {("tube", 1), ("tube", 2)} <= kinds
 
 
-def test_a_micro_study_runs_every_ablation_and_reports_it(tmp_path, capsys):
+def _unit_dirs(study_dir: Path) -> list[Path]:
+    return [d for kind in ("teachers", "trials", "baselines") for d in study_dir.glob(f"*/{kind}/*") if d.is_dir()]
+
+
+def test_a_micro_study_runs_every_ablation_in_parts_and_reports_it(tmp_path, capsys):
     runs, cache = tmp_path / "runs", tmp_path / "cache"
     path = write_study(tmp_path / "study.yaml", runs, cache)
-    assert main(["study", str(path)]) == 0
     study_dir = runs / "micro-study"
+    # A study in parts: the masking ablation first (its variants side by side), then the rest with --resume.
+    assert main(["study", str(path), "--ablations", "teacher_maks"]) == 2
+    assert "choose from allocation, teacher_size, teacher_masks" in capsys.readouterr().err
+    assert main(["study", str(path), "--ablations", "teacher_masks"]) == 0
+    assert "random-init nano (seed 0)" in capsys.readouterr().out
+    part = fingerprint(study_dir / SHARED_SWEEP) | fingerprint(study_dir / "causal")
+    trained = {d: read_processes(d) for d in _unit_dirs(study_dir)}
+    assert trained and all(trained.values())
+    assert not list((study_dir / SHARED_SWEEP / "trials").glob("N12_*"))  # the allocation ablation's: not yet
+    assert json.loads((study_dir / "study_log.jsonl").read_text().splitlines()[-1])["part"] == "micro-study"
+    assert main(["study", str(path)]) == 2  # the folder holds the study: continuing it says so
+    assert "add --resume" in capsys.readouterr().err
+    assert main(["study", str(path), "--resume"]) == 0
     out = capsys.readouterr().out
-    assert "random-init nano (seed 0)" in out and "all 4 sweeps done" in out
+    assert "all 4 sweeps done" in out
+    whole = fingerprint(study_dir / SHARED_SWEEP) | fingerprint(study_dir / "causal")
+    assert {k: v for k, v in whole.items() if k in part} == part  # the first part's checkpoints and probes kept
+    # No unit of the first part was started again by the second.
+    assert {d: read_processes(d) for d in trained} == trained and len(_unit_dirs(study_dir)) > len(trained)
     manifest = json.loads((study_dir / "study.json").read_text())
     assert [s["folder"] for s in manifest["sweeps"]] == [SHARED_SWEEP] * 3 + ["causal"]
     # The allocation N16 T4 of the teacher-size and masking ablations is the allocation ablation's: trained once.
     trials = sorted(p.name.rsplit("-", 1)[0] for p in (study_dir / SHARED_SWEEP / "trials").iterdir())
     assert trials == sorted(["N12_T3-nano_S9-nano_seed0", "N12_T6-nano_S6-nano_seed0", "N16_T4-nano_S12-nano_seed0",
                              "N16_T8-nano_S8-nano_seed0", "N16_T4-micro_S12-nano_seed0"])
+    # The baseline of each budget: study.json lists its units, whose rows are V-JEPA 2's.
+    baselines = manifest["sweeps"][0]["baselines"]
+    table = read_results(study_dir / SHARED_SWEEP)
+    rows = table[table["unit_key"].isin(baselines) & (table["status"] == "ok")]
+    assert len(baselines) == 2 and set(rows["role"]) == {"vjepa2"} and set(rows["budget"]) == {12, 16}
     probe = json.loads(next((study_dir / "causal" / "teachers").glob("*/probes/*.json")).read_text())
     assert probe["probe"] == "ridge" and set(probe["tasks"]["motion"]) >= {"lambda", "accuracy"}
     causal_teacher = next((study_dir / "causal" / "teachers").glob("*/config.yaml"))
     assert yaml.safe_load(causal_teacher.read_text())["teacher"]["masks"]["kind"] == "causal"
     log = [json.loads(line) for line in (study_dir / "study_log.jsonl").read_text().splitlines()]
-    assert len(log) == 5 and log[-1]["exit_codes"] == [0, 0, 0, 0] and log[-1]["wall_s"] > 0
+    assert log[-1]["study"] == "micro-study" and log[-1]["exit_codes"] == [0, 0, 0, 0] and log[-1]["wall_s"] > 0
 
     report = study_dir / "report"
     text = (report / "study.md").read_text()
@@ -143,9 +179,7 @@ def test_a_micro_study_runs_every_ablation_and_reports_it(tmp_path, capsys):
     assert sorted(zip(allocation.budget, allocation.teacher_steps)) == [(12, 3), (12, 6), (16, 4), (16, 8)]
 
     before = fingerprint(study_dir / SHARED_SWEEP)
-    assert main(["study", str(path)]) == 2  # a rerun must say --resume
-    assert "add --resume" in capsys.readouterr().err
-    assert main(["study", str(path), "--resume"]) == 0
+    assert main(["study", str(path), "--resume"]) == 0  # a finished study resumed trains nothing
     assert fingerprint(study_dir / SHARED_SWEEP) == before
     assert main(["report", str(study_dir), "--format", "md"]) == 0
     assert "study.md" in capsys.readouterr().out
