@@ -9,11 +9,13 @@ encoder and keeps every val clip's verdict. From those:
 * per seed, the paired difference between each pair of teacher shares of one budget, on each part and on
   the whole set; its spread over parts is the readout's share of a paired difference, its spread over seeds
   (on the whole set) what a study at this val size meets;
+* with --last K, the same for each student read as the clip-by-clip mean of its last K probed checkpoints;
 * a JSON of every number, for docs/study_tiny.md's power design.
 
-    python benchmarks/readout_noise.py runs/first2 --experiment experiments/first.yaml --val 2000
+    python benchmarks/readout_noise.py runs/first2 --experiment experiments/first.yaml --val 2000 [--last 2]
 
-Cost: features of 1,500 train + N val clips per encoder (about 10 s each at 32 px on one core).
+Cost: features of 1,500 train + N val clips per encoder and a ridge fit, about 15 s an encoder at 32 px and
+2,000 val clips (2026-12-05, Intel Xeon, one core; longer beside other work).
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ def main() -> int:
         train = found.pop("train_labels")
         if reference_train is None:
             reference_train = train
-        assert (train == reference_train).all(), "train clips differ between encoders"
+        if train.shape != reference_train.shape or not (train == reference_train).all():
+            raise SystemExit(f"the train clips' labels differ between encoders ({unit['key']}): the val count must "
+                             f"be the only change to the experiment's data")
         clips[f"{unit['key']}@{unit.get('step', 0)}"] = {**unit, "correct": found}
         accuracy = {task: float(c.mean()) for task, c in found.items()}
         print(f"[noise] {number}: {unit['role']} {unit['key']} seed {unit['seed']}: "
