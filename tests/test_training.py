@@ -352,3 +352,18 @@ def test_teacher_and_student_steps_run_in_bf16_on_cuda(micro_data, tmp_path):
     student.run.device = "cuda"
     train_student(student, micro_data, tmp_path / "s", progress=False)
     assert all(math.isfinite(loss) for _, loss in losses(tmp_path / "s"))
+
+
+def test_training_and_probing_hand_freed_memory_back(micro_data, tmp_path, monkeypatch):
+    # A reused Ray worker trains and probes unit after unit: each must release what it freed (trainers/memory.py).
+    from trainers import evaluate, train
+
+    calls = []
+    monkeypatch.setattr(train, "release_memory", lambda: calls.append("train"))
+    monkeypatch.setattr(evaluate, "release_memory", lambda: calls.append("probe"))
+    final = train_teacher(micro_teacher(steps=2), micro_data, tmp_path / "teacher", seed=0, progress=False)
+    assert calls == ["train"]
+    probe_cfg = ProbeConfig(kind="ridge")
+    probe_checkpoint(final, micro_data, probe_cfg, progress=False)
+    probe_random_init(load_checkpoint(final)["encoder"], micro_data, probe_cfg, tmp_path / "random", progress=False)
+    assert calls == ["train", "probe", "probe"]

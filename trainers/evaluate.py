@@ -25,6 +25,7 @@ from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
 from trainers.data.transforms import normalize_clips
 from trainers.loop import resolve_device
+from trainers.memory import release_memory
 from trainers.models.probe import AttentiveProbe
 from trainers.ridge_probe import ridge_readout
 from trainers.models.vit import VisionTransformer
@@ -363,6 +364,7 @@ def probe_checkpoint(
     suffix = "-single_frame" if cfg.single_frame else ""
     out = out or run_dir / "probes" / f"{path.stem}{suffix}.json"
     write_json(out, result)
+    release_memory()  # the features and the readout's matrices: a sweep's process probes unit after unit
     return result, out
 
 
@@ -382,4 +384,5 @@ def probe_random_init(
     suffix = "-single_frame" if cfg.single_frame else ""
     out = out_dir / "probes" / f"random_init-{description['preset']}-seed{seed}{suffix}.json"
     write_json(out, result)
+    release_memory()  # the features and the readout's matrices: a sweep's process probes unit after unit
     return result, out

@@ -10,6 +10,7 @@ import torch
 from trainers.config import to_dict
 from trainers.data.config import DataConfig
 from trainers.loop import train
+from trainers.memory import release_memory
 from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
 from trainers.stages import StudentStage, TeacherStage
 from trainers.vjepa2 import VJEPA2Stage
@@ -25,8 +26,12 @@ def _train_stage(
     torch.manual_seed(seed)  # the initial weights are part of what the seed reproduces
     stage = stage_class(cfg, data)
     config = {"kind": stage.kind, "seed": seed, "data": to_dict(data), stage.kind: to_dict(cfg)}
-    return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
-                 init_from=init_from, progress=progress, stop_at=stop_at)
+    try:
+        return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
+                     init_from=init_from, progress=progress, stop_at=stop_at)
+    finally:
+        del stage  # the caller may train the next unit in this process (trainers/memory.py)
+        release_memory()
 
 
 def train_teacher(
