@@ -305,15 +305,30 @@ def _variant_lines(frame: pd.DataFrame, by: str, study: StudyData, title: str) -
     return [f"## {title}", "", table(headers, rows), ""]
 
 
+def _wall_lines(log: list[dict]) -> list[str]:
+    """The study's time. A resumed study's last run did only what was left: its wall time alone would hide the
+    earlier runs, so the sweeps' times are also summed over every run the log records."""
+    wall = [r for r in log if "study" in r]
+    sweeps = [r for r in log if "ablation" in r]
+    if not wall:
+        return []
+    last = wall[-1]
+    line = f"Wall time of the last run: {last['wall_s']:.0f} s ({last['wall_s'] / 60:.1f} min), finished {last['finished_at']}."
+    total = sum(r["wall_s"] for r in sweeps)
+    if total > last["wall_s"] + 1:  # earlier runs did part of the work
+        unfinished = sum(1 for r in sweeps if r.get("exit_code"))
+        line += (f" Summed over the {len(sweeps)} sweep runs study_log.jsonl records ({unfinished} of them ended "
+                 f"before every allocation finished, then resumed): {total:.0f} s ({total / 60:.1f} min); a run "
+                 f"stopped in the middle of a sweep records nothing for it.")
+    return [line]
+
+
 def summary(study: StudyData, found: dict[str, pd.DataFrame]) -> str:
     """study.md: setup, each ablation's table, and what holds against the paper, computed from the tables."""
     chance, floor = study.chance(), _floor(study)
     metrics = study.metrics
     lines = [f"# Study {study.name}: the weak-teacher / strong-student ablations", ""]
-    wall = [r for r in study.log if "study" in r]
-    if wall:
-        lines.append(f"Wall time of the last full run: {wall[-1]['wall_s']:.0f} s ({wall[-1]['wall_s'] / 60:.1f} min), "
-                     f"finished {wall[-1]['finished_at']}.")
+    lines += _wall_lines(study.log)
     lines.append("Accuracies are probe accuracies on val in percent; ± is the standard deviation over seeds.")
     lines += ["", "| reference | " + " | ".join(m.label for m in metrics) + " |",
               "|---|" + "---|" * len(metrics),

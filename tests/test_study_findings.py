@@ -356,3 +356,19 @@ def test_a_larger_budget_with_fewer_seeds_does_not_carry_the_verdicts(tmp_path):
     for finding in (1, 2, 7):
         assert verdicts.loc[(finding, "mean"), "comparison"].startswith("budget 1920"), finding
         assert verdicts.loc[(finding, "mean"), "verdict"] == RESOLVED, finding
+
+
+def test_a_resumed_study_states_its_time_summed_over_every_run():
+    from analysis.study import _wall_lines
+
+    crashed = [{"ablation": "allocation", "variant": "default", "exit_code": 3, "wall_s": 1971.4},
+               {"ablation": "teacher_size", "variant": "default", "exit_code": 0, "wall_s": 1234.3}]
+    resumed = [{"ablation": "allocation", "variant": "default", "exit_code": 0, "wall_s": 3076.6},
+               {"ablation": "teacher_size", "variant": "default", "exit_code": 0, "wall_s": 4.9},
+               {"study": "s", "wall_s": 3081.5, "finished_at": "2026-12-05T18:20:53", "exit_codes": [0, 0]}]
+    [line] = _wall_lines(crashed + resumed)
+    assert "last run: 3082 s" in line and "4 sweep runs" in line and "1 of them" in line
+    assert "6287 s (104.8 min)" in line
+    [alone] = _wall_lines(resumed)  # one run did everything: its time is the study's
+    assert "Summed" not in alone and "3082 s" in alone
+    assert _wall_lines(crashed) == []  # no run finished: no time to state
