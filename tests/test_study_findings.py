@@ -372,3 +372,20 @@ def test_a_resumed_study_states_its_time_summed_over_every_run():
     [alone] = _wall_lines(resumed)  # one run did everything: its time is the study's
     assert "Summed" not in alone and "3082 s" in alone
     assert _wall_lines(crashed) == []  # no run finished: no time to state
+
+
+def test_each_task_is_read_against_its_own_best_other_mask(tmp_path):
+    # Tube leads the others on appearance, causal on motion: each task's verdict is against its own rival, and
+    # the one test text study.md shows names both.
+    made = MadeUpStudy(tmp_path)
+    arms = {"multiblock": (0.40, 0.50), "tube": (0.44, 0.40), "causal": (0.30, 0.53)}
+    for variant, (appearance, motion) in arms.items():
+        folder = "main" if variant == "multiblock" else variant
+        students = [made.allocation(folder, 1280, 640, seed, (appearance + NOISE[seed], motion + NOISE[seed]),
+                                    (0.3, 0.3)) for seed in SEEDS]
+        made.sweep("teacher_masks", variant, folder, students)
+    study, found = made.write()
+    masks = found["study_verdicts"].set_index(["finding", "task"]).loc[5]
+    assert masks.loc["appearance", "diff"] == pytest.approx(-0.04)  # multiblock minus tube
+    assert masks.loc["motion", "diff"] == pytest.approx(-0.03)  # multiblock minus causal
+    assert "appearance: tube" in masks.loc["mean", "comparison"] and "motion: causal" in masks.loc["mean", "comparison"]
