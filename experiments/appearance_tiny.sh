@@ -88,7 +88,7 @@ for setting in "${settings[@]}"; do
   budget=(--total-steps 960 --teacher-fractions 1/3)
   [ "$setting" = b1280 ] && budget=(--total-steps 1280 --teacher-steps 320)  # the same teacher, 960 student steps
   # shellcheck disable=SC2046
-  nice -n 5 salt-budget sweep --experiment "$here/first.yaml" "${budget[@]}" --seeds 0 1 \
+  nice -n 5 salt-budget sweep "$here/first.yaml" "${budget[@]}" --seeds 0 1 --yes \
     --probe-points 1 --cpus-per-trial 1.5 --name "app-$setting" "probe.also_ridge=[mean]" $(overrides "$setting") \
     > "runs/app-$setting.log" 2>&1 || { echo "app-$setting failed: runs/app-$setting.log" >&2; exit 1; }
   grep -E "^\[sweep\] (teachers|.*done|wall)" "runs/app-$setting.log" | tail -4 || true

@@ -17,7 +17,7 @@ OVERRIDES=(
   probe.kind=ridge probe.pooling=flat "probe.also_ridge=[mean,mean_std]"
 )
 for schedule in wsd cosine; do
-  salt-budget sweep --experiment experiments/tiny.yaml --total-steps 960 1440 1920 --teacher-fractions 1/6 1/3 1/2 \
+  salt-budget sweep experiments/tiny.yaml --total-steps 960 1440 1920 --teacher-fractions 1/6 1/3 1/2 --yes \
     --seeds 0 1 --probe-points 2 --student-schedule "$schedule" --name "students-$schedule" "$@" "${OVERRIDES[@]}"
 done
 python experiments/student_schedule_table.py runs/schedule-tiny/students-wsd runs/schedule-tiny/students-cosine

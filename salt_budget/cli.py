@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from salt_budget import __version__
 from salt_budget.commands import bench, data, recommend, report, study, sweep, train
+from salt_budget.commands.common import complete_help
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,19 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (data, train, sweep, report, recommend, study, bench):
         command.add_parser(commands)
+    complete_help(parser)
     return parser
 
 
 # Errors a user can fix; they print as one line, not a traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from analysis.tables import ReportError
+    from trainers.checkpoint import CheckpointError
     from trainers.config import ConfigError
     from trainers.data.clip_list import ClipListError
     from trainers.data.dataset import DataError
-
-    from trainers.checkpoint import CheckpointError
     from trainers.loop import TrainingDiverged
-
-    from analysis.tables import ReportError
 
     return (ConfigError, ClipListError, DataError, CheckpointError, TrainingDiverged, FileExistsError,
             FileNotFoundError, ReportError)

@@ -65,3 +65,41 @@ def test_written_list_reads_back(tmp_path):
     write_clip_list(tmp_path / "out.csv", rows)
     entries = read_clip_list(tmp_path / "out.csv", TASKS)
     assert [(e.path, list(e.labels)) for e in entries] == [(str(tmp_path / p), labels) for p, labels in rows]
+
+
+def test_paths_with_spaces_quoted_or_tab_separated(tmp_path):
+    path = write(tmp_path, '"my clip.mp4" 1 2\nother clip.mp4\t3\t0\n\'b c.mp4\' 0 1\n')
+    entries = read_clip_list(path, TASKS)
+    assert [e.path for e in entries] == [str(tmp_path / n) for n in ("my clip.mp4", "other clip.mp4", "b c.mp4")]
+    assert [e.labels for e in entries] == [(1, 2), (3, 0), (0, 1)]
+
+
+def test_unquoted_space_in_a_labelled_path_fails_with_file_line(tmp_path):
+    path = write(tmp_path, "a.mp4 1 2\nmy clip.mp4 1 2\n")
+    with pytest.raises(ClipListError, match=r"list\.csv:2: expected a path and 2 label column.*quoted"):
+        read_clip_list(path, TASKS)
+
+
+def test_pretraining_list_never_cuts_a_path_at_a_space(tmp_path):
+    """V-JEPA's 'path 0' lines keep working; a path with spaces is read whole when quoted or tab-separated, and
+    refused with file:line when bare, instead of being cut to its first word."""
+    ok = write(tmp_path, 'a.mp4 0\nb.mp4\n"my clip.mp4" 0\nyour clip.mp4\t0\n', "ok.csv")
+    assert [e.path for e in read_clip_list(ok, [], labels=False)] == [
+        str(tmp_path / n) for n in ("a.mp4", "b.mp4", "my clip.mp4", "your clip.mp4")]
+    for text in ("a.mp4 0\nmy clip.mp4\n", "a.mp4\nmy clip.mp4 0\n"):
+        bad = write(tmp_path, text, "bad.csv")
+        with pytest.raises(ClipListError, match=r"bad\.csv:2: expected a path .*quoted"):
+            read_clip_list(bad, [], labels=False)
+
+
+def test_unclosed_quote_names_file_and_line(tmp_path):
+    path = write(tmp_path, 'a.mp4 1 2\n"b.mp4 1 2\n')
+    with pytest.raises(ClipListError, match=r"list\.csv:2: .*close the quote"):
+        read_clip_list(path, TASKS)
+
+
+def test_written_list_with_spaces_reads_back(tmp_path):
+    rows = [("my clip.mp4", (1, 2)), ("/abs/x y.mp4", (0, 0))]
+    write_clip_list(tmp_path / "out.csv", rows)
+    assert [(e.path, e.labels) for e in read_clip_list(tmp_path / "out.csv", TASKS)] == [
+        (str(tmp_path / "my clip.mp4"), (1, 2)), ("/abs/x y.mp4", (0, 0))]

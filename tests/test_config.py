@@ -277,7 +277,7 @@ def test_load_config_unknown_keys(tmp_path: Path) -> None:
     path.write_text("data:\n  frame_stpe: 2\n")
     with pytest.raises(ConfigError) as info:
         load_config(ExperimentCfg, path)
-    assert str(info.value).startswith(f"{path}: unknown key 'data.frame_stpe'; did you mean 'data.frame_step'?")
+    assert str(info.value).startswith(f"{path}:2: unknown key 'data.frame_stpe'; did you mean 'data.frame_step'?")
     path.write_text("seed: 1\n")
     with pytest.raises(ConfigError) as info:
         load_config(ExperimentCfg, path, ["train.lrr=1"])
@@ -295,7 +295,7 @@ def test_load_config_non_mapping_and_missing_file(tmp_path: Path) -> None:
     assert str(missing) in str(info.value) and "not found" in str(info.value)
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml:2:1: not valid YAML: while parsing a flow sequence"):
         load_config(ExperimentCfg, bad)
 
 
@@ -342,3 +342,33 @@ def test_config_hash_same_in_another_process() -> None:
         [sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == config_hash(ExperimentCfg())
+
+
+def test_every_problem_of_a_file_at_once_with_its_line(tmp_path: Path) -> None:
+    """A user fixing a config sees every mistake in one run, each at its file:line, not one per attempt."""
+    from salt_budget.experiment import load_experiment
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: x\ndata:\n  frames: eight\n  resolutoin: 64\nteacher:\n  optim:\n    lr: fast\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    problems = info.value.problems
+    assert len(problems) == 3 and str(info.value).startswith("3 problems in the config:")
+    assert any(p.startswith(f"{path}:3: 'data.frames' expects int") for p in problems)
+    assert any(p.startswith(f"{path}:4: unknown key 'data.resolutoin'; did you mean 'data.resolution'") for p in problems)
+    assert any(p.startswith(f"{path}:7: 'teacher.optim.lr' expects float") for p in problems)
+    # A value the command line replaced has no line in the file.
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path, ["data.frames=nine", "data.resolutoin=1", "teacher.optim.lr=0.1"])
+    assert str(info.value).startswith("command-line overrides: unknown key 'data.resolutoin'")
+
+
+def test_validate_problems_are_collected_too(tmp_path: Path) -> None:
+    from salt_budget.experiment import load_experiment
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("data:\n  frames: 0\n  max_bad_fraction: 2\nprobe:\n  epochs: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert len(info.value.problems) == 2, info.value.problems
+    assert all(p.startswith(f"{path}:") for p in info.value.problems)

@@ -7,6 +7,7 @@ key path, the file, and the fix, instead of hours into a run.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import functools
@@ -27,7 +28,22 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key path (and file) and the fix."""
+    """A config that cannot be used; the message names the key path (and file:line) and the fix. `problems`
+    holds each problem's line: a config is checked whole, so that one run shows every mistake, not the first."""
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+    @classmethod
+    def of(cls, problems: Sequence[str]) -> ConfigError:
+        if len(problems) == 1:
+            return cls(problems[0])
+        return cls(f"{len(problems)} problems in the config:\n  " + "\n  ".join(problems), problems)
+
+
+# The line of each key path in the YAML file being built (load_config sets it), so errors point at file:line.
+_LINES: contextvars.ContextVar[tuple[str, dict[str, int]]] = contextvars.ContextVar("_LINES", default=("", {}))
 
 
 # PyYAML follows YAML 1.1, where "1e-3" and "5e4" are strings; configs mean numbers there.
@@ -47,9 +63,38 @@ for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
 
 
+def _line_of(path: str) -> str | None:
+    """`file:line` of a key path read from the YAML file, or of its nearest enclosing key."""
+    file, lines = _LINES.get()
+    while path:
+        if path in lines:
+            return f"{file}:{lines[path]}"
+        path = path.rpartition(".")[0] if "." in path else (path.rpartition("[")[0] if "[" in path else "")
+    return None
+
+
 def _where(source: str, path: str) -> str:
     key = f"'{path}'" if path else "the top level"
+    line = _line_of(path) if path else None
+    if line:
+        return f"{line}: {key}" + (" (+ command-line overrides)" if source.endswith("+ overrides") else "")
     return f"{source}: {key}" if source else key
+
+
+def _key_lines(node: yaml.Node, path: str = "") -> dict[str, int]:
+    """1-based line of every key path of a composed YAML document (list items as path[i])."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = f"{path}.{key.value}" if path else str(key.value)
+            lines[sub] = key.start_mark.line + 1
+            lines.update(_key_lines(value, sub))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = f"{path}[{i}]"
+            lines[sub] = item.start_mark.line + 1
+            lines.update(_key_lines(item, sub))
+    return lines
 
 
 def _type_name(hint: Any) -> str:
@@ -60,7 +105,7 @@ def _type_name(hint: Any) -> str:
     return str(hint).replace("typing.", "")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
@@ -77,6 +122,7 @@ def _init_fields(cls: type) -> list[dataclasses.Field]:
 
 def _check_keys(cls: type, data: Mapping, path: str, source: str) -> None:
     valid = [f.name for f in _init_fields(cls)]
+    problems = []
     for key in data:
         if not isinstance(key, str):
             raise ConfigError(f"{_where(source, path)}: key {key!r} is not a string; config keys are field names")
@@ -86,8 +132,11 @@ def _check_keys(cls: type, data: Mapping, path: str, source: str) -> None:
         close = difflib.get_close_matches(key, valid, n=1)
         hint = f"; did you mean '{path + '.' if path else ''}{close[0]}'?" if close else "."
         under = f"under '{path}'" if path else "at the top level"
-        prefix = f"{source}: " if source else ""
-        raise ConfigError(f"{prefix}unknown key '{full}'{hint} Valid keys {under}: {', '.join(valid)}")
+        line = _line_of(full) if source != "command-line overrides" else None
+        prefix = f"{line or source}: " if line or source else ""
+        problems.append(f"{prefix}unknown key '{full}'{hint} Valid keys {under}: {', '.join(valid)}")
+    if problems:
+        raise ConfigError.of(problems)
 
 
 def _type_error(value: Any, hint: Any, path: str, source: str, extra: str = "") -> ConfigError:
@@ -187,7 +236,11 @@ def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
 def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
     if not isinstance(data, Mapping):
         raise _type_error(data, cls, path, source, f"give a mapping of {cls.__name__} fields")
-    _check_keys(cls, data, path, source)
+    problems: list[str] = []
+    try:
+        _check_keys(cls, data, path, source)
+    except ConfigError as error:
+        problems += error.problems
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     for f in _init_fields(cls):
@@ -201,9 +254,14 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
                     # baseline's optim: wsd, betas (0.9, 0.999)), not the bare defaults of the nested class;
                     # a key it gives is built as given (a nested section again by this rule).
                     value = {**to_dict(default), **value}
-            kwargs[f.name] = _coerce(value, hints[f.name], sub, source)
+            try:
+                kwargs[f.name] = _coerce(value, hints[f.name], sub, source)
+            except ConfigError as error:
+                problems += error.problems
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{_where(source, sub)} is required but missing; add it to the YAML or pass {sub}=<value>")
+            problems.append(f"{_where(source, sub)} is required but missing; add it to the YAML or pass {sub}=<value>")
+    if problems:
+        raise ConfigError.of(problems)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:  # __post_init__ checks
@@ -212,32 +270,36 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
         raise ConfigError(f"{_where(source, path)} is invalid: {exc}; fix the values under it") from exc
 
 
-def _validate_tree(obj: Any, path: str, source: str) -> None:
-    # Children first, so a parent's validate() may rely on its parts being sound; defaults are
-    # walked too because they never passed through _build.
+def _validate_tree(obj: Any, path: str, source: str) -> list[str]:
+    """Every validate() problem of the tree. Children first, so a parent's validate() may rely on its parts
+    being sound (it is skipped where they are not); defaults are walked too, as they never passed _build."""
+    problems: list[str] = []
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for f in dataclasses.fields(obj):
-            _validate_tree(getattr(obj, f.name), f"{path}.{f.name}" if path else f.name, source)
+            problems += _validate_tree(getattr(obj, f.name), f"{path}.{f.name}" if path else f.name, source)
         check = getattr(obj, "validate", None)
-        if callable(check):
+        if callable(check) and not problems:
             try:
                 check()
-            except ConfigError:
-                raise
+            except ConfigError as exc:
+                problems += exc.problems
             except ValueError as exc:
-                raise ConfigError(f"{_where(source, path)} is invalid: {exc}; fix the values under it") from exc
+                problems.append(f"{_where(source, path)} is invalid: {exc}; fix the values under it")
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            _validate_tree(v, f"{path}[{i}]", source)
+            problems += _validate_tree(v, f"{path}[{i}]", source)
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            _validate_tree(v, f"{path}.{k}", source)
+            problems += _validate_tree(v, f"{path}.{k}", source)
+    return problems
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "") -> T:
     """Build the dataclass `cls` from plain data, checking keys and types, then run validate()."""
     obj = _build(cls, data, "", source)
-    _validate_tree(obj, "", source)
+    problems = _validate_tree(obj, "", source)
+    if problems:
+        raise ConfigError.of(problems)
     return obj
 
 
@@ -316,6 +378,7 @@ def load_config(
     """`base`, then the YAML file at `path`, then `overrides` (key.path=value), built into `cls`."""
     data: dict[str, Any] = merge({}, base or {})
     source = ""
+    lines: dict[str, int] = {}
     if path is not None:
         source = os.fspath(path)
         try:
@@ -326,8 +389,13 @@ def load_config(
             raise ConfigError(f"cannot read config file {source}: {exc}") from None
         try:
             loaded = yaml.load(text, Loader=_Loader)
+            lines = _key_lines(yaml.compose(text, Loader=_Loader))
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+            what = "; ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None))
+                             if part) or str(exc)
+            raise ConfigError(f"{where}: not valid YAML: {what}") from None
         if loaded is None:  # an empty file means "all defaults"
             loaded = {}
         if not isinstance(loaded, Mapping):
@@ -340,7 +408,14 @@ def load_config(
         _check_override_keys(cls, parsed, "")
         data = merge(data, parsed)
         source = f"{source} + overrides" if source else "command-line overrides"
-    return from_dict(cls, data, source=source)
+        # A value given on the command line has no line in the file.
+        overridden = [item.partition("=")[0].strip() for item in overrides]
+        lines = {k: v for k, v in lines.items() if not any(k == o or k.startswith(f"{o}.") for o in overridden)}
+    token = _LINES.set((os.fspath(path), lines) if path is not None else ("", {}))
+    try:
+        return from_dict(cls, data, source=source)
+    finally:
+        _LINES.reset(token)
 
 
 def save_config(obj: Any, path: str | os.PathLike) -> None:

@@ -24,7 +24,7 @@ def add_parser(commands) -> None:
                        help="a training stage, or probe: feature extraction by the frozen student encoder and the "
                        "probe head's fit, with an estimate of probing one checkpoint")
     bench.add_argument("--model", default=None, metavar="PRESET", help="encoder preset of the stage (e.g. vit_large)")
-    bench.add_argument("--batch", type=int, default=None,
+    bench.add_argument("--batch-size", "--batch", dest="batch", type=int, default=None,
                        help="batch size (default: the experiment's; for probe, probe.extract_batch_size)")
     bench.add_argument("--warmup", type=int, default=4, help="untimed steps (probe: batches) first (compilation, "
                        "allocator)")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 
 from salt_budget.commands.common import add_experiment_args, load, progress
+from trainers.data.clip_list import ClipListError
 
 
 def add_parser(commands) -> None:
     """data synth | prepare | check | bench"""
+    from trainers.data.config import SyntheticConfig
+
     data = commands.add_parser("data", help="video data: the embedded synthetic set, checks, loader speed")
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
@@ -18,12 +21,15 @@ def add_parser(commands) -> None:
         "(path, appearance label, motion label) and meta.json with the class names.",
     )
     synth.add_argument("--out", required=True, help="output folder (new or empty)")
-    synth.add_argument("--train", type=int, help="training clips")
-    synth.add_argument("--val", type=int, help="validation clips")
-    synth.add_argument("--frames", type=int, help="frames per clip")
-    synth.add_argument("--size", type=int, help="frame side in pixels (even)")
-    synth.add_argument("--seed", type=int, help="generator seed")
-    synth.add_argument("--workers", type=int, default=None, help="generating processes (default: all cores)")
+    defaults = SyntheticConfig()
+    synth.add_argument("--train", type=int, help=f"training clips (default: {defaults.train})")
+    synth.add_argument("--val", type=int, help=f"validation clips (default: {defaults.val})")
+    synth.add_argument("--frames", type=int, help=f"frames per clip (default: {defaults.frames})")
+    synth.add_argument("--size", type=int, help=f"frame side in pixels, even (default: {defaults.size})")
+    synth.add_argument("--seed", type=int, help=f"generator seed (default: {defaults.seed})")
+    # --workers was this flag's first name; elsewhere it counts DataLoader workers, as data.workers does.
+    synth.add_argument("--processes", "--workers", dest="processes", type=int, default=None,
+                       help="generating processes (default: all cores)")
     synth.add_argument(
         "overrides", nargs="*", metavar="key.path=value",
         help="further SyntheticConfig fields, e.g. scene.noise_std=8 crf=23",
@@ -31,24 +37,43 @@ def add_parser(commands) -> None:
     synth.set_defaults(handler=_cmd_data_synth)
 
     prepare = data_commands.add_parser(
-        "prepare", help="make an experiment's data ready: generate the synthetic set into the cache, read every "
-        "pre-training and probe-task list"
+        "prepare", help="make an experiment's data ready: generate the embedded set, read every list",
+        description="Generate the embedded synthetic set into the cache if the experiment uses it, then read every "
+        "clip list the experiment names (data.pretrain or the train list, and the train and val lists of each "
+        "probe task), check each line's format and labels against the class counts, and stat a sample of each "
+        "list's clips. A wrong path or label fails in seconds, with the list's file:line.",
     )
     add_experiment_args(prepare)
     prepare.set_defaults(handler=_cmd_data_prepare)
 
-    check = data_commands.add_parser("check", help="decode every clip of a split once; list what cannot be used")
+    check = data_commands.add_parser(
+        "check", help="decode every clip of every list once; list the ones that cannot be used",
+        description="Decode every clip of every list the experiment reads (pre-training lists and each probe task's "
+        "train and val lists) once, as evaluation reads it, and report per list the clips that cannot be used "
+        "(missing, unreadable, too short). Exit status 1 when any clip is unusable.",
+    )
     add_experiment_args(check)
-    check.add_argument("--split", choices=["train", "val"], default="train")
+    check.add_argument("--only", default=None, metavar="WORDS",
+                       help="check only the lists whose role contains WORDS, e.g. 'pre-training' or 'k400' "
+                            "(default: every list)")
     check.set_defaults(handler=_cmd_data_check)
 
-    bench = data_commands.add_parser("bench", help="measure the clip loader's throughput (clips/s)")
+    bench = data_commands.add_parser(
+        "bench", help="measure the clip loader's throughput (clips/s)",
+        description="Time the loader that feeds training (the pre-training mixture with its weights and training "
+        "augmentation) or a probe split, at each DataLoader worker count, after one warm-up batch.",
+    )
     add_experiment_args(bench)
-    bench.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts to time")
-    bench.add_argument("--batch-size", type=int, default=8)
-    bench.add_argument("--batches", type=int, default=16, help="timed batches per setting (after one warm-up batch)")
-    bench.add_argument("--split", choices=["train", "val"], default="train")
-    bench.add_argument("--json", dest="json_out", default=None, help="also write the results to this JSON file")
+    bench.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                       help="DataLoader worker counts to time (data.workers is one of them) (default: 0 2)")
+    bench.add_argument("--batch-size", type=int, default=8, help="clips per batch (default: 8)")
+    bench.add_argument("--batches", type=int, default=16,
+                       help="timed batches per setting, after one warm-up batch (default: 16)")
+    bench.add_argument("--split", choices=["pretrain", "train", "val"], default="pretrain",
+                       help="pretrain: the pre-training loader (mixture, training augmentation); train / val: the "
+                            "probe's lists of the data section, as evaluation reads them (default: pretrain)")
+    bench.add_argument("--json", dest="json_out", default=None, metavar="FILE",
+                       help="also write the results to this JSON file (default: none)")
     bench.set_defaults(handler=_cmd_data_bench)
 
 
@@ -60,7 +85,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     flags = {key: getattr(args, key) for key in ("train", "val", "frames", "size", "seed")}
     data = merge(to_dict(SyntheticConfig()), {k: v for k, v in flags.items() if v is not None})
     cfg = from_dict(SyntheticConfig, merge(data, parse_overrides(args.overrides)), source="salt-budget data synth")
-    summary = generate_synthetic(cfg, args.out, workers=args.workers)
+    summary = generate_synthetic(cfg, args.out, workers=args.processes)
     print(
         f"wrote {summary.clips} clips ({cfg.train} train, {cfg.val} val; {cfg.frames} frames of "
         f"{cfg.size}x{cfg.size}) to {summary.out} in {summary.seconds:.1f} s = {summary.clips_per_second:.1f} clips/s"
@@ -70,33 +95,45 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:
-    from trainers.data.build import resolve_data
-    from trainers.evaluate import prepare_data
+    from trainers.data_lists import check_clips_exist, clip_sets, describe
 
     cfg = load(args)
-    for split, path in resolve_data(cfg.data).lists.items():
-        print(f"{split}: {path}")
-    for line in prepare_data(cfg.data, cfg.probe):
+    sets = clip_sets(cfg.data, cfg.probe)
+    for line in [*describe(sets), *check_clips_exist(sets)]:
         print(line)
     return 0
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from trainers.data.build import build_dataset, build_loader, resolve_data
+    from trainers.data.build import build_loader
+    from trainers.data_lists import clip_sets
 
     cfg = load(args)
-    resolved = resolve_data(cfg.data)
-    dataset = build_dataset(cfg.data, args.split, train=False, resolved=resolved)
-    loader = build_loader(cfg.data, dataset, batch_size=16, shuffle=False)
-    loader.max_bad_fraction = 1.0  # a check lists everything instead of stopping at the first threshold
-    for _ in progress(loader, f"decoding {args.split} clips"):
-        pass
-    stats = loader.stats
-    print(f"{stats.delivered} of {len(dataset)} clips usable; {stats.skipped} skipped {stats.failed or ''}; "
-          f"{stats.short} shorter than frames x frame_step (rule: {cfg.data.short_clip})")
-    for path, reason in stats.bad_files.items():
-        print(f"  {reason}: {path}")
-    return 1 if stats.skipped else 0
+    sets = [s for s in clip_sets(cfg.data, cfg.probe) if args.only is None or args.only in s.role]
+    if not sets:
+        raise ClipListError(f"--only {args.only!r} matches no list; the lists: "
+                            f"{'; '.join(s.role for s in clip_sets(cfg.data, cfg.probe))}")
+    unusable, decoded = 0, {}
+    for clip_set in sets:
+        if clip_set.path in decoded:  # pre-training on the train list: one decode tells for both roles
+            print(f"{clip_set.role} ({clip_set.path}): the same list as {decoded[clip_set.path]}, checked above")
+            continue
+        decoded[clip_set.path] = clip_set.role
+        dataset = clip_set.dataset()
+        loader = build_loader(cfg.data, dataset, batch_size=16, shuffle=False)
+        loader.max_bad_fraction = 1.0  # a check lists everything instead of stopping at the first threshold
+        for _ in progress(loader, f"decoding {clip_set.role}"):
+            pass
+        stats = loader.stats
+        unusable += stats.skipped
+        print(f"{clip_set.role} ({clip_set.path}): {stats.delivered} of {len(dataset)} clips usable"
+              + (f"; {stats.skipped} unusable" if stats.skipped else "")
+              + f"; {stats.short} shorter than frames x frame_step (rule: {cfg.data.short_clip})")
+        lines = {entry.path: entry.line for entry in clip_set.entries or []}
+        for path, reason in stats.bad_files.items():
+            print(f"  {clip_set.path}:{lines.get(path, '?')}: {reason}: {path}")
+    print(f"{unusable} unusable clip(s) in {len(sets)} list(s)" if unusable else f"every clip of {len(sets)} list(s) usable")
+    return 1 if unusable else 0
 
 
 def _cmd_data_bench(args: argparse.Namespace) -> int:
@@ -107,12 +144,22 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
 
     import torch
 
-    from trainers.data.build import build_dataset, build_loader, resolve_data
+    from trainers.data.build import (
+        build_dataset,
+        build_loader,
+        build_pretrain_dataset,
+        resolve_data,
+    )
     from trainers.data.readers import installed_readers
+    from trainers.data_lists import clip_sets
 
     cfg = load(args)
-    resolved = resolve_data(cfg.data)
-    dataset = build_dataset(cfg.data, args.split, train=args.split == "train", resolved=resolved)
+    clip_sets(cfg.data, cfg.probe)  # every list read first: a broken one fails here, as in every data command
+    weights = None
+    if args.split == "pretrain":
+        dataset, weights = build_pretrain_dataset(cfg.data)
+    else:
+        dataset = build_dataset(cfg.data, args.split, train=False, resolved=resolve_data(cfg.data))
     installed = installed_readers()
     reader = cfg.data.reader if cfg.data.reader != "auto" else f"auto: {(installed or ['none'])[0]}"
     print(f"reader {reader} (installed, fastest first: {', '.join(installed) or 'none'})")
@@ -121,7 +168,8 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
         dataset.entries = (dataset.entries * (needed // len(dataset) + 1))[:needed]
     results = []
     for workers in args.workers:
-        loader = build_loader(cfg.data, dataset, batch_size=args.batch_size, shuffle=True, workers=workers)
+        loader = build_loader(cfg.data, dataset, batch_size=args.batch_size, shuffle=True, workers=workers,
+                              weights=None if weights is None else _repeat(weights, len(dataset)))
         batches = iter(loader)
         next(batches)  # warm-up: worker start and first decode are not throughput
         start = time.perf_counter()
@@ -133,7 +181,8 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
         results.append({"workers": workers, "clips": clips, "seconds": round(seconds, 3),
                         "clips_per_s": round(clips / seconds, 2)})
         print(f"workers={workers}: {clips} clips in {seconds:.2f} s = {clips / seconds:.1f} clips/s "
-              f"({cfg.data.frames} frames x {cfg.data.resolution}px, {args.split} augmentation)")
+              f"({cfg.data.frames} frames x {cfg.data.resolution}px, "
+              f"{'training augmentation' if args.split == 'pretrain' else 'evaluation crop'})")
     if args.json_out:
         record = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -145,3 +194,12 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
         with open(args.json_out, "w") as handle:
             json.dump(record, handle, indent=2)
     return 0
+
+
+def _repeat(weights, size: int):
+    """Draw probabilities for a dataset whose entries were repeated to `size` (a list shorter than the timed
+    batches), renormalised: each repeat keeps its list's share."""
+    import numpy as np
+
+    repeated = np.resize(weights, size)
+    return repeated / repeated.sum()

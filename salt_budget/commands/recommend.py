@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from salt_budget.commands.common import parse_flops
+from salt_budget.commands.common import parse_flops, parse_steps
 
 
 def _steps(text: str) -> int:
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of steps (e.g. 240000)") from None
+    value = parse_steps(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"{text}: a step budget needs at least 2 steps")
     return value

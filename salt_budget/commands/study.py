@@ -38,7 +38,12 @@ def add_parser(commands) -> None:
 def _cmd_study(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from salt_budget.study.config import StudyConfig, load_study, select_ablations, study_sweeps
+    from salt_budget.study.config import (
+        StudyConfig,
+        load_study,
+        select_ablations,
+        study_sweeps,
+    )
     from salt_budget.study.plan_text import study_table
     from salt_budget.study.runner import plan_study, run_study
     from salt_budget.study.schedule import machine_cpus
@@ -71,6 +76,17 @@ def _cmd_study(args: argparse.Namespace) -> int:
     cores = args.cpus or machine_cpus()
     print(study_table(plan, order, resources(args), cores, side_by_side=not args.one_at_a_time and not args.address),
           flush=True)
+    # Every distinct data section's lists read now, as `sweep` does: a wrong path fails on the login node.
+    from salt_budget.commands.sweep import read_lists
+    from trainers.config import config_hash
+
+    seen = set()
+    for sweep_plan in (plan.plans[i] for i in order):
+        key = config_hash({"data": sweep_plan.experiment.data, "probe": sweep_plan.experiment.probe})
+        if key not in seen:
+            seen.add(key)
+            for line in read_lists(sweep_plan.experiment)[0]:
+                print(line, flush=True)
     if args.dry_run:
         print("dry run: nothing trained, nothing written")
         return 0

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from salt_budget.commands.common import ValuesThenOverrides, add_ray_args, parse_flops, parse_fraction, resources
+from salt_budget.commands.common import (
+    ValuesThenOverrides,
+    add_experiment_args,
+    add_ray_args,
+    parse_flops,
+    parse_fraction,
+    parse_steps,
+    resources,
+    split_experiment,
+)
 
 
 def add_parser(commands) -> None:
@@ -18,16 +27,17 @@ def add_parser(commands) -> None:
     )
     several = dict(nargs="+", action=ValuesThenOverrides)
     budgets = sweep.add_mutually_exclusive_group(required=True)
-    budgets.add_argument("--total-steps", convert=int, default=(), metavar="N", **several,
-                         help="step budget(s) T + S; several share their teachers")
+    budgets.add_argument("--total-steps", convert=parse_steps, default=(), metavar="N", **several,
+                         help="step budget(s) T + S, e.g. 240000 or 240k; several share their teachers")
     budgets.add_argument("--total-flops", convert=parse_flops, default=(), metavar="F", **several,
                          help="FLOPs budget(s), e.g. 1.2e21: each teacher share of F becomes T steps of that teacher "
                               "and the rest S student steps, so teachers of different sizes get equal compute")
-    sweep.add_argument("--experiment", default=None, help="experiment YAML (default: the embedded tiny experiment)")
+    add_experiment_args(sweep)
     sweep.add_argument("--teacher-sizes", default=(), metavar="PRESET", **several,
                        help="teacher encoder presets (default: the experiment's teacher.encoder.preset)")
     shares = sweep.add_mutually_exclusive_group()
-    shares.add_argument("--teacher-steps", convert=int, default=(), metavar="T", **several, help="teacher step counts")
+    shares.add_argument("--teacher-steps", convert=parse_steps, default=(), metavar="T", **several,
+                        help="teacher step counts, e.g. 40k (default: the shares of --teacher-fractions)")
     shares.add_argument("--teacher-fractions", convert=parse_fraction, default=(), metavar="F", **several,
                         help="teacher shares of each budget, in (0, 1) (default 1/12 1/6 1/3 1/2)")
     sweep.add_argument("--student-size", default=None, metavar="PRESET",
@@ -36,7 +46,8 @@ def add_parser(commands) -> None:
                        help="seeds (default: the experiment's seed)")
     sweep.add_argument("--search", choices=["grid", "optuna"], default="grid",
                        help="grid: every allocation; optuna: Ray Tune's OptunaSearch (TPE) over teacher share and size")
-    sweep.add_argument("--trials", type=int, default=None, help="allocations the optuna search may train")
+    sweep.add_argument("--trials", type=int, default=None,
+                       help="allocations the optuna search may train (default: none; required with optuna)")
     sweep.add_argument("--teacher-schedule", choices=["wsd", "cosine"], default="wsd",
                        help="wsd: one constant-lr trunk + a cool-down branch per teacher (each step trained once); "
                             "cosine: the paper's schedule, one run per teacher")
@@ -55,13 +66,57 @@ def add_parser(commands) -> None:
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the plan with predicted FLOPs and time; train nothing")
     sweep.add_argument("--resume", action="store_true", help="continue this sweep after a crash or a stop")
+    sweep.add_argument("--yes", action="store_true",
+                       help=f"start a sweep predicted to run longer than {LONG_RUN_H:g} h on this machine, or whose "
+                            f"time cannot be predicted here")
     add_ray_args(sweep)
-    sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted experiment overrides")
     sweep.set_defaults(handler=_cmd_sweep)
+
+
+LONG_RUN_H = 3.0
+
+
+def read_lists(experiment) -> tuple[list[str], float]:
+    """Every clip list read (format, labels) and a sample of its clips statted, without generating the embedded
+    set: a wrong path fails here in seconds, on the login node. Lines to print, and the rows one probe caches."""
+    from trainers.data_lists import check_clips_exist, clip_sets, describe, probe_rows
+
+    sets = clip_sets(experiment.data, experiment.probe, generate=False, progress=False)
+    lines = [f"data: {line}" for line in describe(sets)]
+    checked = check_clips_exist(sets)
+    if checked:
+        lines.append(f"data: {len(checked)} list(s) read; a sample of each list's clip paths exists on this machine")
+    return lines, probe_rows(sets, experiment.data, experiment.probe)
+
+
+def refuse_long_run(plan, frame, workers: int) -> None:
+    """A sweep of many hours on this machine, or of a time this machine cannot price, starts only with --yes."""
+    import math
+
+    from salt_budget.sweep.plan import PlanError
+    from salt_budget.sweep.plan_table import _duration, baseline_frame
+
+    seconds = list(frame["predicted_s"])
+    if plan.baselines:
+        seconds += list(baseline_frame(plan, float(frame["flops_total"].min()), workers)["predicted_s"])
+    known = [s for s in seconds if s is not None and not math.isnan(s)]
+    command = "salt-budget sweep ... --yes"
+    if len(known) < len(seconds):
+        raise PlanError(f"this sweep's time cannot be predicted on this machine (see the plan above); it is meant "
+                        f"for GPUs: run it on a cluster (experiments/cluster/slurm_sweep.sbatch, "
+                        f"experiments/cluster/rayjob_sweep.yaml, with --address), or add --yes to start it here "
+                        f"anyway ({command})")
+    if sum(known) > LONG_RUN_H * 3600:
+        raise PlanError(f"this sweep is predicted to train for {_duration(sum(known))} on this machine (probes not "
+                        f"included), more than {LONG_RUN_H:g} h: add --yes to start it ({command}), shrink it "
+                        f"(fewer budgets, shares or seeds; experiments/quick.yaml for a first try), or run it on "
+                        f"GPUs (experiments/paper_vitl_240k.yaml on a cluster: experiments/cluster/)")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from salt_budget.experiment import load_experiment
+    from salt_budget.sweep.calibration import calibrate_plan
+    from salt_budget.sweep.disk import disk_lines
     from salt_budget.sweep.plan import SweepOptions, build_plan
     from salt_budget.sweep.plan_table import format_plan, plan_frame
 
@@ -73,12 +128,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         cooldown_fraction=args.cooldown_fraction,
         probe_points=args.probe_points, baselines=args.baselines,
     )
-    overrides = [*getattr(args, "late_overrides", []), *args.overrides]
-    plan = build_plan(load_experiment(args.experiment, overrides), options)
-    print(format_plan(plan, plan_frame(plan, args.workers_per_trial)), flush=True)
+    resources(args).validate()  # a wrong resource flag fails in the dry run too, not only once Ray has started
+    experiment, overrides = split_experiment(args)
+    plan = build_plan(load_experiment(experiment, overrides), options)
+    data_lines, rows = read_lists(plan.experiment)
+    calibration = calibrate_plan(plan) if not args.address else []
+    frame = plan_frame(plan, args.workers_per_trial)
+    print(format_plan(plan, frame), flush=True)
+    for line in [*calibration, *data_lines, *disk_lines(plan, rows)]:
+        print(line, flush=True)
     if args.dry_run:
-        print("dry run: nothing trained, nothing written")
+        print("dry run: nothing trained (calibrations, if any, cached in the runs folder)")
         return 0
+    if not args.address and not args.yes:
+        refuse_long_run(plan, frame, args.workers_per_trial)
     from salt_budget.sweep.runner import run_sweep
 
     return run_sweep(plan, resume=args.resume, address=args.address, resources=resources(args))

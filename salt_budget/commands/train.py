@@ -33,7 +33,9 @@ def add_parser(commands) -> None:
                        help="with 'random': which stage's encoder config to build (default student)")
     probe.add_argument("--single-frame", action="store_true",
                        help="feed the centre frame repeated: what the encoder can tell without motion")
-    probe.add_argument("--out", default=None, help="result JSON (default: <run>/probes/<checkpoint>.json)")
+    # --json, as `data bench` names its result file; --out names a folder elsewhere (report).
+    probe.add_argument("--json", "--out", dest="out", default=None, metavar="FILE",
+                       help="result JSON (default: <run>/probes/<checkpoint>.json)")
     probe.set_defaults(handler=_cmd_probe)
 
 

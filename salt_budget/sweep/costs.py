@@ -134,7 +134,35 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
         key = _rate_key(kind, stage["encoder"]["preset"], config["data"], on_device, _world(config_path.parent))
         # metrics.jsonl's FLOPs are summed over the processes, its wall time each one's: the run's whole rate.
         rates.setdefault(key, []).append(last["flops"] / last["wall_s"])
-    return {key: statistics.median(values) for key, values in rates.items()}
+    found = {key: statistics.median(values) for key, values in rates.items()}
+    return {**_calibrated_rates(runs_dir), **found}
+
+
+def calibration_machine() -> str:
+    """What a calibration's rate holds for: this machine's processor (or GPU) and its threads."""
+    import torch
+
+    from trainers.provenance import cpu_model
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
+    return f"{device}, {torch.get_num_threads()} threads"
+
+
+def _calibrated_rates(runs_dir: Path) -> dict[tuple, float]:
+    """Rates of calibration.jsonl (salt_budget/sweep/calibration.py) taken on this machine; the latest per key."""
+    path = runs_dir / "calibration.jsonl"
+    if not path.is_file():
+        return {}
+    machine, rates = calibration_machine(), {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash: the next calibration replaces it
+        if record.get("machine") == machine:
+            key = _rate_key(record["kind"], record["preset"], record, record["batch"], record.get("world", 1))
+            rates[key] = record["flops_per_s"]
+    return rates
 
 
 def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig | VJEPA2Config,

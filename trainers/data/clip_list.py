@@ -1,19 +1,23 @@
 """Clip lists in the format users already have for K400/SSv2 (V-JEPA's CSV lists).
 
 One clip per line: a path, then one label column per task (pre-training lists need no labels: a
-path per line, or any further columns, which are ignored). Columns are separated by commas
-when the line has a comma, else by whitespace; there is no header. Blank lines and lines that
-start with '#' are ignored. A relative path is relative to the folder of the list file, so a
+path per line, or a path and integer columns such as V-JEPA's dummy label, which are ignored).
+Columns are separated by tabs when the line has a tab, else by commas when it has a comma (CSV
+quoting allowed), else by whitespace, where a path with spaces must be quoted ("my clip.mp4" 3);
+there is no header. A line whose columns do not fit fails with `file:line`: a path is never cut at
+a space without a word. Blank lines and lines that start with '#' are ignored. A relative path is relative to the folder of the list file, so a
 list and its clips can move together. A label is an integer class index, or a class name when
 the task's class names are known.
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 
 class ClipListError(ValueError):
@@ -44,10 +48,30 @@ class ClipEntry:
     line: int
 
 
-def _split_line(text: str) -> list[str]:
+_SPACES_HINT = ("a path with spaces must be quoted (\"my clip.mp4\" 3) or the line's columns separated by tabs "
+                "or commas")
+
+
+def _split_line(text: str, where: str) -> tuple[list[str], bool]:
+    """The line's columns, and whether they were split on whitespace (where a space in a path is ambiguous)."""
+    if "\t" in text:
+        return [part.strip() for part in text.split("\t")], False
     if "," in text:
-        return [part.strip() for part in text.split(",")]
-    return text.split()
+        return [part.strip() for part in next(csv.reader([text], skipinitialspace=True))], False
+    if '"' in text or "'" in text:
+        try:
+            return shlex.split(text), True
+        except ValueError as error:
+            raise ClipListError(f"{where}: {error} in {text!r}; close the quote around the path") from None
+    return text.split(), True
+
+
+def _is_integer(token: str) -> bool:
+    try:
+        int(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_label(token: str, task: TaskClasses, where: str) -> int:
@@ -88,22 +112,28 @@ def read_clip_list(path: str | os.PathLike, tasks: Sequence[TaskClasses], *, lab
             if not text or text.startswith("#"):
                 continue
             where = f"{list_path}:{number}"
-            columns = _split_line(text)
+            columns, by_whitespace = _split_line(text, where)
             if not labels:
+                # V-JEPA's pre-training lists carry a dummy integer label; anything else after a path split on
+                # whitespace is most likely the rest of a path with spaces, which must not be dropped silently.
+                if by_whitespace and not all(_is_integer(column) for column in columns[1:]):
+                    raise ClipListError(f"{where}: expected a path (then integer labels, ignored), found "
+                                        f"{len(columns)} columns in {text!r}; {_SPACES_HINT}")
                 columns = columns[:1]
             if len(columns) != 1 + len(tasks):
                 names = ", ".join(task.name for task in tasks) or "none"
+                hint = f"; {_SPACES_HINT}" if by_whitespace and len(columns) > 1 + len(tasks) else ""
                 raise ClipListError(
                     f"{where}: expected a path and {len(tasks)} label column(s) (tasks: {names}), "
-                    f"found {len(columns)} column(s) in {text!r}"
+                    f"found {len(columns)} column(s) in {text!r}{hint}"
                 )
             clip_path = columns[0]
             if not clip_path:
                 raise ClipListError(f"{where}: empty path")
             if not os.path.isabs(clip_path):
                 clip_path = str(root / clip_path)
-            labels = tuple(_parse_label(tok, task, where) for tok, task in zip(columns[1:], tasks))
-            entries.append(ClipEntry(clip_path, labels, number))
+            parsed = tuple(_parse_label(tok, task, where) for tok, task in zip(columns[1:], tasks))
+            entries.append(ClipEntry(clip_path, parsed, number))
     if not entries:
         raise ClipListError(f"clip list {str(list_path)!r} has no clips (only blank or comment lines)")
     return entries
@@ -126,7 +156,7 @@ def write_clip_list(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[
     with open(tmp, "w", encoding="utf-8") as handle:
         for clip_path, labels in rows:
             if any(ch.isspace() for ch in clip_path):
-                handle.write(",".join([clip_path, *map(str, labels)]) + "\n")
+                handle.write("\t".join([clip_path, *map(str, labels)]) + "\n")
             else:
                 handle.write(" ".join([clip_path, *map(str, labels)]) + "\n")
     os.replace(tmp, target)

@@ -139,7 +139,7 @@ def generate_synthetic(
 ) -> SynthSummary:
     """Write the data set into `out` (created; must be empty). meta.json is written last: its presence
     means the set is complete."""
-    from tqdm import tqdm
+    from trainers.progress import progress as progress_bar
 
     cfg.validate()
     out = Path(out)
@@ -151,7 +151,7 @@ def generate_synthetic(
     workers = max(1, min(workers or os.cpu_count() or 1, total))
     start = time.perf_counter()
     jobs = _jobs(cfg, out)
-    with tqdm(total=total, desc=f"synthesising clips into {out}", unit="clip", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"synthesising clips into {out}", unit="clip", enabled=progress) as bar:
         if workers == 1:
             for job in jobs:
                 _write_job(job)

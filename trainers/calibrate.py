@@ -1,0 +1,56 @@
+"""A few steps of a stage on random clips, timed: the FLOP rate a plan prices its time with where no earlier run
+measured the stage at these shapes. Seconds, not minutes: no data set is read or generated, and the batch is
+cut to a few clips (a larger batch runs at least as fast per FLOP, so the time it predicts errs long)."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainers.bench import _random_teacher
+from trainers.data.config import DataConfig
+from trainers.loop import backward_in_parts, param_groups, resolve_device
+from trainers.masks import MaskGenerator
+from trainers.stages import StudentStage, TeacherStage
+from trainers.vjepa2 import VJEPA2Stage
+
+_STAGES = {"teacher": TeacherStage, "student": StudentStage, "vjepa2": VJEPA2Stage}
+
+
+def calibrate_stage(kind: str, cfg: Any, data: DataConfig, *, batch: int = 2, warmup: int = 1,
+                    steps: int = 2) -> float:
+    """FLOP/s of `kind`'s training step (forward, backward, AdamW) at `batch` clips, median over `steps`."""
+    cfg = copy.deepcopy(cfg)
+    cfg.optim.batch_size, cfg.run.micro_batch = batch, None
+    device = resolve_device(cfg.run.device)
+    with tempfile.TemporaryDirectory(prefix="salt-calibrate-") as tmp:
+        if kind == "student":
+            cfg.teacher_checkpoint = str(_random_teacher(cfg, data, Path(tmp)))
+        torch.manual_seed(0)
+        stage = _STAGES[kind](cfg, data)
+    autocast = device.type == "cuda" and cfg.run.precision == "bf16"
+    stage.to(device, torch.bfloat16 if autocast else None)
+    optimizer = torch.optim.AdamW(param_groups(stage.trainable), lr=cfg.optim.lr)
+    generator, rng = MaskGenerator(stage.masks, stage.grid), np.random.default_rng(0)
+    video = torch.randint(0, 256, (batch, 3, data.frames, data.resolution, data.resolution), dtype=torch.uint8)
+    times, flops = [], []
+    for step in range(warmup + steps):
+        masks, _ = generator(batch, rng)
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        backward_in_parts(stage.loss, [{"video": video, "masks": masks}], data, device, autocast)
+        optimizer.step()
+        stage.after_step(step + 1)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - started)
+            flops.append(stage.flops_per_clip(masks) * batch)
+    return float(np.mean(flops)) / median(times)
