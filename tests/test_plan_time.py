@@ -30,8 +30,9 @@ def test_unmeasured_stages_are_calibrated_once_per_machine(tmp_path):
     seconds = plan_frame(plan)["predicted_s"]
     assert seconds.notna().all() and (seconds > 0).all()
     assert calibrate_plan(plan) == []  # cached: the next plan here prices at once
+    assert not plan.sweep_dir.parent.exists()  # in the data cache, not the runs folder
     # A rate calibrated on another machine says nothing about this one.
-    path = plan.sweep_dir.parent / CALIBRATION_FILE
+    path = plan.experiment.data.resolved_cache_dir() / CALIBRATION_FILE
     records = [json.loads(line) for line in path.read_text().splitlines()]
     path.write_text("".join(json.dumps({**r, "machine": "elsewhere"}) + "\n" for r in records))
     assert plan_frame(plan)["predicted_s"].isna().all()

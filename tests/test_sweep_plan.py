@@ -293,7 +293,7 @@ def test_the_dry_run_prices_workers_from_a_measured_rate_or_says_the_efficiency_
     import salt_budget.sweep.plan_table as plan_table
 
     original = plan_table.measured_rates
-    plan_table.measured_rates = lambda folder: rates
+    plan_table.measured_rates = lambda folder, calibrations=None: rates
     try:
         one, four = plan_frame(plan, 1), plan_frame(plan, 4)
         assert four["predicted_s"].iloc[0] == pytest.approx(one["predicted_s"].iloc[0] / (4 * ASSUMED_EFFICIENCY))

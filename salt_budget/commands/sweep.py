@@ -138,7 +138,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for line in [*calibration, *data_lines, *disk_lines(plan, rows)]:
         print(line, flush=True)
     if args.dry_run:
-        print("dry run: nothing trained (calibrations, if any, cached in the runs folder)")
+        print("dry run: nothing trained, nothing written")
         return 0
     if not args.address and not args.yes:
         refuse_long_run(plan, frame, args.workers_per_trial)

@@ -1,6 +1,8 @@
 """Pricing a plan's time where no earlier run measured a stage at its shapes: a few steps of that stage on random
-clips on this machine (trainers/calibrate.py), cached per machine in <runs_dir>/calibration.jsonl, which
-costs.measured_rates reads after the rates of real runs (a real run's rate wins)."""
+clips on this machine (trainers/calibrate.py), cached per machine in calibration.jsonl of the data cache
+($SALT_BUDGET_CACHE, beside the embedded set: a cache of this machine, not a result of the runs folder, so a
+dry run writes nothing there), which costs.measured_rates reads after the rates of real runs (a real run's
+rate wins)."""
 
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ def calibrate_plan(plan: Plan) -> list[str]:
     from trainers.calibrate import calibrate_stage
     from trainers.loop import resolve_device
 
-    runs_dir, data = plan.sweep_dir.parent, plan.experiment.data
-    rates, lines = measured_rates(runs_dir), []
+    data = plan.experiment.data
+    cache = data.resolved_cache_dir()
+    rates, lines = measured_rates(plan.sweep_dir.parent, cache), []
     for kind, cfg, per_clip in _stages(plan):
         on_device = cfg.run.split_batch(cfg.optim.batch_size)[0]
         key = _rate_key(kind, cfg.encoder.preset, to_dict(data), on_device)
@@ -66,10 +69,10 @@ def calibrate_plan(plan: Plan) -> list[str]:
         record = {"kind": kind, "preset": cfg.encoder.preset, "frames": data.frames, "resolution": data.resolution,
                   "batch": on_device, "world": 1, "flops_per_s": rate, "machine": calibration_machine(),
                   "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "calibration_batch": batch}
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        with open(runs_dir / CALIBRATION_FILE, "a") as handle:
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / CALIBRATION_FILE, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         lines.append(f"calibrated the {kind} ({cfg.encoder.preset}) on this machine: {rate / 1e9:.1f} GFLOP/s at "
                      f"{batch} clips on random input, in {time.perf_counter() - started:.1f} s "
-                     f"(cached in {runs_dir / CALIBRATION_FILE})")
+                     f"(cached in {cache / CALIBRATION_FILE})")
     return lines

@@ -110,11 +110,12 @@ def _world(run_dir: Path) -> int:
         return 1
 
 
-def measured_rates(runs_dir: Path) -> dict[tuple, float]:
+def measured_rates(runs_dir: Path, calibrations: Path | None = None) -> dict[tuple, float]:
     """Achieved FLOP/s of earlier runs under `runs_dir` (sweeps and single stage runs), by stage, trained
     encoder preset, frames, resolution and the clips of one pass on the device (run.micro_batch where set):
     the median over runs of cumulative FLOPs over
-    cumulative training wall time at their last logged step."""
+    cumulative training wall time at their last logged step. Where none measured a key, a calibration of this
+    machine in the folder `calibrations` (salt_budget/sweep/calibration.py) stands in."""
     rates: dict[tuple, list[float]] = {}
     # <runs>/<sweep>/{teachers,trials,baselines}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
     for config_path in [*runs_dir.glob("*/*/config.yaml"), *runs_dir.glob("*/*/*/config.yaml")]:
@@ -135,7 +136,7 @@ def measured_rates(runs_dir: Path) -> dict[tuple, float]:
         # metrics.jsonl's FLOPs are summed over the processes, its wall time each one's: the run's whole rate.
         rates.setdefault(key, []).append(last["flops"] / last["wall_s"])
     found = {key: statistics.median(values) for key, values in rates.items()}
-    return {**_calibrated_rates(runs_dir), **found}
+    return {**(_calibrated_rates(calibrations) if calibrations else {}), **found}
 
 
 def calibration_machine() -> str:
@@ -148,9 +149,9 @@ def calibration_machine() -> str:
     return f"{device}, {torch.get_num_threads()} threads"
 
 
-def _calibrated_rates(runs_dir: Path) -> dict[tuple, float]:
+def _calibrated_rates(folder: Path) -> dict[tuple, float]:
     """Rates of calibration.jsonl (salt_budget/sweep/calibration.py) taken on this machine; the latest per key."""
-    path = runs_dir / "calibration.jsonl"
+    path = folder / "calibration.jsonl"
     if not path.is_file():
         return {}
     machine, rates = calibration_machine(), {}

@@ -22,7 +22,7 @@ def plan_frame(plan: Plan, workers: int = 1) -> pd.DataFrame:
     the runs folder measured a FLOP rate for the same stage and shapes, predicted training seconds on
     `workers` data-parallel processes per unit (costs.predicted_seconds)."""
     data = plan.experiment.data
-    rates = measured_rates(plan.sweep_dir.parent)
+    rates = measured_rates(plan.sweep_dir.parent, plan.experiment.data.resolved_cache_dir())
     rows = []
     for allocation in plan.allocations:
         student = plan.students[allocation.id]
@@ -51,7 +51,7 @@ def plan_frame(plan: Plan, workers: int = 1) -> pd.DataFrame:
 def baseline_frame(plan: Plan, cheapest: float, workers: int = 1) -> pd.DataFrame:
     """One row per baseline: predicted FLOPs, relative to `cheapest` (the cheapest allocation's), and time."""
     data = plan.experiment.data
-    rates = measured_rates(plan.sweep_dir.parent)
+    rates = measured_rates(plan.sweep_dir.parent, plan.experiment.data.resolved_cache_dir())
     rows = []
     for unit in plan.baselines.values():
         flops = stage_flops(vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, unit.budget)
