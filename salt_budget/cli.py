@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -57,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as error:
         print(f"salt-budget: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # a sweep's SweepInterrupted carries the signal: 130 Ctrl-C, 143 SIGTERM
         print("salt-budget: interrupted", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(interrupt, "signum", signal.SIGINT))
 
 
 if __name__ == "__main__":

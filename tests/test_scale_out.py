@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.tables import read_parquet_snapshot, rows_file_name
 from salt_budget.cli import main
 from salt_budget.sweep.results import read_results
 from salt_budget.sweep.workers import read_processes
@@ -152,6 +153,12 @@ def test_a_two_node_cluster_joined_by_address_runs_every_unit_on_both_nodes(swee
     for processes in ran.values():
         # One worker per node (1 CPU each): every unit was trained on both nodes at once.
         assert {node for _, node in processes} == nodes
+    # Units on both nodes wrote their rows with no lock, each to a file of its own; results.parquet holds them all.
+    table = read_results(workers)
+    assert sorted(p.name for p in (workers / "rows").iterdir()) == sorted(map(rows_file_name, set(table.unit_key)))
+    assert len(table) == len(pd.concat([pd.read_parquet(p) for p in (workers / "rows").iterdir()]))
+    assert table.equals(read_parquet_snapshot(workers / "results.parquet"))
+    assert not (workers / ".results.lock").exists()
 
 
 def never_joins(monkeypatch) -> list:

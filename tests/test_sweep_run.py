@@ -76,7 +76,10 @@ def test_appends_replace_rows_of_the_same_unit_and_checkpoint(tmp_path):
     assert table.set_index(["unit_key", "step"]).loc[("a", 10), "acc_motion"] == 0.7
     assert read_results(tmp_path).equals(table)
     assert len(pd.read_csv(tmp_path / "results.csv")) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.lock", "results.csv", "results.parquet"]
+    # Each unit's rows in a file of its own (the table's source); results.parquet and .csv compiled from them.
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "results.csv", "results.parquet", "rows", "rows/a.parquet", "rows/b.parquet"]
+    assert pd.read_parquet(tmp_path / "rows" / "a.parquet").step.tolist() == [5, 10]
 
 
 def test_a_failed_unit_has_one_row_until_it_succeeds(tmp_path):
@@ -328,6 +331,31 @@ def test_a_killed_sweep_resumed_beside_a_busy_cpu_gives_the_table_of_an_uninterr
     compared = [c for c in reference.columns if c not in VOLATILE]
     assert {"acc_motion", "loss_smoothed", "rankme", "readout", "machine"} <= set(compared)
     pd.testing.assert_frame_equal(resumed[compared], reference[compared], check_exact=True)
+
+
+def test_a_lost_table_is_rebuilt_on_resume_without_training(micro_sweep, cache, capsys):
+    """results.parquet cut in half (a disk that filled) is rebuilt from the units' rows on --resume; with the rows
+    gone too (a careless rm), --resume trains nothing and probes again, the trained students included, whose
+    finished Tune trials Tune alone would not rerun."""
+    import shutil
+
+    _, sweep_dir, _ = micro_sweep
+    before, table = fingerprint(sweep_dir), read_results(sweep_dir)
+    # The driver probes with its own threads (the teachers' rows, here), a trial with its CPUs: recorded as such.
+    keep = [c for c in table.columns if c not in [*VOLATILE, "threads"]]
+    data = (sweep_dir / "results.parquet").read_bytes()
+    (sweep_dir / "results.parquet").write_bytes(data[: len(data) // 2])
+    assert main([*SWEEP, "--resume", *overrides(sweep_dir.parent, cache)]) == 0
+    assert pd.read_parquet(sweep_dir / "results.parquet").equals(table)
+    for lost in ("results.parquet", "results.csv", "rows"):
+        shutil.rmtree(sweep_dir / lost) if lost == "rows" else (sweep_dir / lost).unlink()
+    capsys.readouterr()
+    assert main([*SWEEP, "--resume", *overrides(sweep_dir.parent, cache)]) == 0
+    out = capsys.readouterr().out
+    assert "probed again 4 trained student(s) whose rows were lost" in out and "0 trained by this run" in out
+    trained = {path: digest for path, digest in fingerprint(sweep_dir).items() if "/probes/" not in path}
+    assert trained == {path: digest for path, digest in before.items() if "/probes/" not in path}  # nothing trained
+    pd.testing.assert_frame_equal(read_results(sweep_dir)[keep], table[keep])
 
 
 def test_trials_that_fail_for_good_get_a_failed_row_and_the_sweep_finishes(cache, tmp_path, capsys):

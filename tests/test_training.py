@@ -1,7 +1,10 @@
 """The two stages, the shared loop (resume, checkpoints, failures) and the probe, on a micro setup."""
 
+import errno
 import json
 import math
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -307,6 +310,60 @@ def test_unwritable_run_dir_and_foreign_checkpoints_are_clear_errors(micro_data,
     torch.save({"weights": torch.zeros(2)}, not_a_checkpoint)
     with pytest.raises(CheckpointError, match="not a salt-budget checkpoint"):
         load_checkpoint(not_a_checkpoint)
+
+
+def _full_disk_after(calls_before_full: int, monkeypatch, error=None):
+    """torch.save that writes part of the file and then finds the disk full, from the given call on."""
+    original, calls = torch.save, {"n": 0}
+
+    def save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] <= calls_before_full:
+            return original(obj, f, *args, **kwargs)
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise error or OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@pytest.mark.parametrize("error", [None, RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos "
+                                                      "704 vs 598")])
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch, error):
+    from trainers import checkpoint
+
+    folder = tmp_path / "checkpoints"
+    checkpoint.save_checkpoint(checkpoint.checkpoint_path(folder, 3), {"step": 3, "w": torch.zeros(1000)})
+    _full_disk_after(0, monkeypatch, error)
+    # torch's own writer says only "unexpected pos": that is a full disk where the file system has little left
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5e5, 5e5))
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.save_checkpoint(checkpoint.checkpoint_path(folder, 6), {"step": 6, "w": torch.zeros(1000)})
+    message = str(caught.value)
+    assert message.startswith(f"no space left on device writing {folder / 'step_00000006.pt'} (0 MB free")
+    assert f"the previous checkpoint {folder / 'step_00000003.pt'} (step 3) is kept to resume from" in message
+    assert "--resume" in message
+    assert os.listdir(folder) == ["step_00000003.pt"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert checkpoint.load_checkpoint(folder / "step_00000003.pt")["step"] == 3
+    # A write that fails otherwise, with space to spare, is not called a full disk.
+    _full_disk_after(0, monkeypatch, RuntimeError("unexpected pos 1 vs 2"))
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        checkpoint.save_checkpoint(checkpoint.checkpoint_path(folder, 6), {"step": 6})
+    assert os.listdir(folder) == ["step_00000003.pt"]
+
+
+def test_a_run_stopped_by_a_full_disk_continues_from_its_last_checkpoint(micro_data, tmp_path, monkeypatch):
+    # keep_last=1: the periodic checkpoint 3 is deleted once checkpoint 6 is written, never before.
+    cfg, run = micro_teacher(steps=9, keep_last=1), tmp_path / "run"
+    _full_disk_after(1, monkeypatch)  # step 3 is written, step 6 finds the disk full
+    with pytest.raises(CheckpointError, match=r"no space left on device .*step_00000006\.pt.*step_00000003\.pt \(step 3\)"):
+        train_teacher(cfg, micro_data, run, seed=0, progress=False)
+    assert os.listdir(run / "checkpoints") == ["step_00000003.pt"]
+    monkeypatch.undo()
+    train_teacher(cfg, micro_data, run, seed=0, progress=False)
+    assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [6, 9]
+    train_teacher(cfg, micro_data, tmp_path / "reference", seed=0, progress=False)
+    assert losses(run) == losses(tmp_path / "reference")
 
 
 def test_a_run_dir_with_another_config_is_not_silently_reused(micro_data, teacher_run):

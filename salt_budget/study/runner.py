@@ -16,9 +16,11 @@ runs/<study>/
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +32,14 @@ from salt_budget.study.schedule import cpus_needed, machine_cpus, startable
 from salt_budget.study.sweep_process import (
     CRASHED,
     INTERRUPTED,
+    INTERRUPTED_CODES,
+    TERMINATED,
     SweepJob,
     run_job,
     write_job,
 )
 from salt_budget.sweep.plan import Plan, PlanError, build_plan
-from salt_budget.sweep.runner import Resources, check_address
+from salt_budget.sweep.runner import Resources, SweepInterrupted, check_address
 from trainers.config import save_config, to_dict
 
 
@@ -163,13 +167,25 @@ def _start_process(plan: StudyPlan, index: int, job: SweepJob) -> _Running:
 def _outcome_lines(log: Path, name: str) -> None:
     """The sweep's per-unit outcome lines from its log, so that the study's own output says what finished."""
     for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("[sweep]") and (": done," in line or "FAILED" in line or line.startswith("[sweep] done in")):
+        if line.startswith("[sweep]") and (": done," in line or "FAILED" in line or line.startswith(
+                ("[sweep] done in", "[sweep] interrupted", "[sweep] stopped", "[sweep] continue with"))):
             say(f"{name}: {line.removeprefix('[sweep] ')}")
 
 
 def _describe_code(code: int) -> str:
-    return {0: "done", 1: "done, some allocations failed", CRASHED: "CRASHED", INTERRUPTED: "interrupted"}.get(
-        code, f"CRASHED (exit {code})")
+    return {0: "done", 1: "done, some allocations failed", CRASHED: "CRASHED", INTERRUPTED: "interrupted",
+            TERMINATED: "interrupted (SIGTERM)"}.get(code, f"CRASHED (exit {code})")
+
+
+def _continue_command() -> str:
+    argv = sys.argv[1:]
+    if argv[:1] != ["study"]:
+        return "run the same command again with --resume"
+    return shlex.join(["salt-budget", *argv, *([] if "--resume" in argv else ["--resume"])])
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise SweepInterrupted(signal.SIGTERM)
 
 
 def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = None,
@@ -215,6 +231,9 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
             tail = log.read_text(errors="replace").strip().splitlines()[-8:]
             say(f"{_name(sweep)}: the end of {log}:\n" + "\n".join(f"    {line}" for line in tail))
 
+    # SIGTERM (a scheduler) stops the study as Ctrl-C does: its sweeps are stopped and say what finished.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         while pending or running:
             chosen = startable(pending, [r.index for r in running], folders, needs, cores)
@@ -230,8 +249,8 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
                     + f") -> {sweep_plan.sweep_dir}")
                 began = time.time()
                 code = run_job(job(index, None if address else cores))
-                if code == INTERRUPTED:
-                    raise KeyboardInterrupt
+                if code in INTERRUPTED_CODES:
+                    raise SweepInterrupted(code - 128)
                 finished(index, code, began, needs[index], None)
                 continue
             for index in chosen:
@@ -246,10 +265,15 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
             running.remove(done)
             _outcome_lines(done.log, _name(plan.sweeps[done.index]))
             finished(done.index, done.process.returncode, done.started, done.cpus, done.log)
-    except KeyboardInterrupt:
-        _stop(running)
-        say("interrupted: run the same command with --resume to continue; finished units are kept")
+    except KeyboardInterrupt as interrupt:
+        _stop(running, getattr(interrupt, "signum", signal.SIGINT))
+        done = [i for i in order if codes.get(i) in (0, 1)]
+        say(f"interrupted: {len(done)} of {len(order)} sweeps ran to their end; finished units are kept; continue "
+            f"with: {_continue_command()}")
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - started
     exit_codes = [codes[i] for i in order]
     failed = [_name(plan.sweeps[i]) for i in order if codes[i]]
@@ -257,7 +281,10 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
     # "study": the whole study's wall time (the report reads it); "part": a run of some of its ablations.
     _log(plan, {("study" if whole else "part"): plan.study.name, "wall_s": round(wall, 1), "exit_codes": exit_codes,
                 **({} if whole else {"ablations": list(ablations)}), "failed": failed})
-    say(f"all {len(order)} sweeps done in {wall:.0f} s ({wall / 60:.1f} min)"
+    short = [i for i in order if codes[i] not in (0, 1)]  # interrupted or crashed: not a finished sweep
+    say((f"all {len(order)} sweeps done" if not short else
+         f"study stopped short: {len(order) - len(short)} of {len(order)} sweeps ran to their end")
+        + f" in {wall:.0f} s ({wall / 60:.1f} min)"
         + ("" if not failed else f"; {len(failed)} did not finish every allocation: "
            + ", ".join(f"{name} ({_describe_code(codes[i])})" for name, i in zip(failed, [i for i in order if codes[i]]))
            + " (see above; --resume retries what is missing)"))
@@ -280,11 +307,12 @@ def _wait_for_one(running: list[_Running]) -> _Running:
         time.sleep(0.5)
 
 
-def _stop(running: list[_Running]) -> None:
-    """Ctrl-C reaches the sweep processes too (one process group); a signal sent to the study alone does not."""
+def _stop(running: list[_Running], signum: int = signal.SIGINT) -> None:
+    """Ctrl-C reaches the sweep processes too (one process group); a signal sent to the study alone does not: it is
+    passed on. Each sweep stops as on Ctrl-C and says what finished."""
     for run in running:
         if run.process.poll() is None:
-            run.process.send_signal(signal.SIGINT)
+            run.process.send_signal(signum)
     for run in running:
         try:
             run.process.wait(timeout=60)

@@ -3,8 +3,8 @@
 A local Ray is one per process (ray.init starts it for the process that calls it), so sweeps that run side
 by side each run here, on a Ray capped at their share of the cores. The study writes the job (the sweep's
 plan and how to run it) as a pickle next to the sweep's log and reads the exit code: run_sweep's (0: every
-allocation finished, 1: some failed), CRASHED when the sweep stopped on an error (its traceback in the log),
-INTERRUPTED on Ctrl-C.
+allocation finished, 1: some failed, 130 / 143: stopped by Ctrl-C / SIGTERM, which it handles itself), CRASHED
+when the sweep stopped on an error (its traceback in the log), INTERRUPTED on a Ctrl-C it did not handle.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from salt_budget.sweep.runner import Resources
 
 CRASHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
+TERMINATED = 143  # and by SIGTERM (a scheduler, the study's end: see runner._death_signal)
+INTERRUPTED_CODES = (INTERRUPTED, TERMINATED)
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ def run_job(job: SweepJob) -> int:
 
     try:
         return run_sweep(job.plan, resume=job.resume, resources=job.resources, cpus=job.cpus)
-    except KeyboardInterrupt:
-        return INTERRUPTED
+    except KeyboardInterrupt as interrupt:
+        return 128 + getattr(interrupt, "signum", 2)
     except Exception:  # any error of this sweep: the study reports it and keeps the others running
         traceback.print_exc()
         return CRASHED

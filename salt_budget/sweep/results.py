@@ -1,78 +1,71 @@
-"""The results table runs/<name>/results.parquet (+ results.csv): one row per (encoder, checkpoint).
+"""The results table of a sweep: one row per (encoder, checkpoint), kept as one rows file per unit.
 
-Every unit appends its rows as it finishes them. An append holds a file lock, rewrites both files
-through a temporary file and a rename, and keeps one row per
-(unit_key, step): a resumed or retried unit replaces its rows instead of duplicating them. A unit
-that fails for good gets one row at step FAILED_STEP with status "failed" and the reason; its
-rows from a later successful attempt replace it. target_std and collapsed are a baseline's collapse
-signal (trainers/vjepa2.py), empty for teachers and students. A read takes the file's bytes in one go
-(analysis.tables.read_parquet_snapshot), so it sees one whole version of the table, never half of one.
+runs/<name>/rows/<unit>.parquet holds every row of one unit (analysis.tables.rows_file_name names it from the
+unit's key). A unit appends by reading its own file, replacing rows of the same (unit_key, step) and writing
+the file whole through a temporary file and a rename: no lock, so this works on a shared file system without
+`flock`, with units writing at once from several nodes. Only one process writes a unit's file at a time (the
+unit's own task or trial, or the driver once that has failed for good). The table is every rows file read as
+one (analysis.tables.read_unit_rows), conformed to COLUMNS and sorted.
+
+results.parquet and results.csv are that table compiled for readers (salt-budget report, a user's pandas),
+rewritten after each append through a temporary file and a rename; two units appending at once may leave
+one's rows out of it for a moment (the last writer wins, and it rechecks rows/ after writing), so the driver
+compiles it once more at the end of a sweep and at the start of a resumed one (compile_results). A damaged
+results.parquet is rebuilt from rows/ then, and a damaged rows file (outside damage: its writer replaces it
+whole) is warned about and its unit's rows are taken from results.parquet where it holds them; where neither
+holds them the unit has no rows, and a resumed sweep probes its checkpoints again. A run folder from before
+rows/ existed (results.parquet alone) is read as it is and split into rows/ by the first append or compile;
+if its results.parquet cannot be read, TableDamaged says what to do.
+
+A unit that fails for good gets one row at step FAILED_STEP with status "failed" and the reason; its rows from
+a later successful attempt replace it. target_std and collapsed are a baseline's collapse signal
+(trainers/vjepa2.py), empty for teachers and students. Every file is read from one snapshot of its bytes
+(analysis.tables.read_parquet_snapshot), so a reader sees one whole version of it, never half of one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
-from analysis.tables import read_parquet_snapshot
-from trainers.locks import file_lock
+from analysis.tables import (
+    CSV_FILE, ROWS_DIR, TABLE_COLUMNS, TABLE_FILE, UNREADABLE, TableDamaged, conform, equals, read_rows_file,
+    read_table, read_unit_rows, rows_file_name, rows_files, sort_table,
+)
 
 SCHEMA_VERSION = 1
 FAILED_STEP = -1
 KEY = ["unit_key", "step"]
+COLUMNS = TABLE_COLUMNS  # fixed columns in table order (analysis.tables defines them for writer and readers)
+COMPILE_ROUNDS = 5  # compiles of results.parquet per append while other units keep changing rows/
 
-# Fixed columns in table order; per-task columns (acc_<task>, train_acc_<task>, chance_<task>) follow.
-COLUMNS: dict[str, str] = {
-    "schema_version": "Int64", "sweep": "string", "config_hash": "string", "unit_key": "string",
-    "role": "string", "allocation_id": "string", "budget": "float64", "budget_kind": "string",
-    "teacher_key": "string", "teacher_size": "string", "teacher_steps": "Int64", "teacher_schedule": "string",
-    "teacher_share": "float64", "student_size": "string", "student_steps": "Int64", "seed": "Int64",
-    "step": "Int64", "is_final": "boolean",
-    "flops_teacher": "float64", "flops_student": "float64", "flops_total": "float64",
-    "loss_final": "float64", "loss_smoothed": "float64",
-    "context_ratio": "float64", "target_ratio": "float64", "raw_target_ratio": "float64",
-    "rankme": "float64", "target_std": "float64", "collapsed": "boolean", "acc_mean": "float64",
-    "train_wall_s": "float64", "probe_wall_s": "float64",
-    "status": "string", "reason": "string", "checkpoint": "string",
-    # How and where each accuracy was read (trainers.stage_config.ProbeConfig.readout, trainers.provenance): the
-    # probing process's code, libraries, machine and threads, and every machine that trained the encoder.
-    "readout": "string", "probe_kind": "string", "probe_pooling": "string", "probe_protocol": "string",
-    "code_version": "string", "git_commit": "string", "git_dirty": "boolean", "torch_version": "string",
-    "ray_version": "string", "machine": "string", "cpu_capability": "string", "threads": "Int64", "train_machine": "string",
-    "train_threads": "string", "train_cpu_capability": "string", "written_at": "string",
-}
-_TASK_PREFIXES = ("acc_", "train_acc_", "chance_", "readout_")
+# TableDamaged (analysis.tables, a ReportError: the CLI prints it as one line) is raised from here too.
+__all__ = ["COLUMNS", "FAILED_STEP", "KEY", "SCHEMA_VERSION", "TableDamaged", "append_rows", "compile_results",
+           "ok_steps", "read_results", "rows_dir", "table_path"]
 
 
 def table_path(sweep_dir: Path) -> Path:
-    return sweep_dir / "results.parquet"
+    return sweep_dir / TABLE_FILE
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    for column, dtype in COLUMNS.items():
-        if column not in frame:
-            frame[column] = pd.Series(index=frame.index, dtype=dtype)
-        else:
-            frame[column] = frame[column].astype(dtype)
-    tasks = sorted(c for c in frame.columns if c not in COLUMNS and c.startswith(_TASK_PREFIXES))
-    for column in tasks:
-        frame[column] = frame[column].astype("float64")
-    for column in (c for c in frame.columns if c.startswith("converged_")):
-        frame[column] = frame[column].astype("boolean")
-    rest = [c for c in frame.columns if c not in COLUMNS and c not in tasks]
-    return frame[[*COLUMNS, *tasks, *rest]]
+def rows_dir(sweep_dir: Path) -> Path:
+    return sweep_dir / ROWS_DIR
 
 
 def read_results(sweep_dir: Path) -> pd.DataFrame:
-    path = table_path(sweep_dir)
-    return read_parquet_snapshot(path) if path.is_file() else _typed(pd.DataFrame())
+    """The sweep's table (rows/ read as one; results.parquet of a folder from before rows/); empty if none yet."""
+    table = read_table(sweep_dir)
+    return table if table is not None else conform(pd.DataFrame())
 
 
-def _replace(frame: pd.DataFrame, path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _replace(frame: pd.DataFrame, path: Path, write: Callable[[pd.DataFrame, Path], None]) -> None:
+    # A name of its own per call: processes on two nodes may share a pid.
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     try:
         write(frame, tmp)
         os.replace(tmp, path)
@@ -80,22 +73,140 @@ def _replace(frame: pd.DataFrame, path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def _ensure_rows(sweep_dir: Path) -> Path:
+    """rows/, made on first use; a folder from before rows/ existed has its results.parquet split into it first
+    (into a folder of its own, renamed into place: a process that loses the race drops its copy)."""
+    folder = rows_dir(sweep_dir)
+    if folder.is_dir():
+        return folder
+    old = table_path(sweep_dir)
+    if not old.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    table = read_table(sweep_dir)  # TableDamaged if it cannot be read: nothing to rebuild it from
+    if table is None:  # moved in by another process meanwhile
+        return _ensure_rows(sweep_dir)
+    staging = sweep_dir / f".{ROWS_DIR}.tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        for key, unit_rows in table.groupby("unit_key", sort=False, dropna=False):
+            _write_parquet(sort_table(conform(unit_rows.reset_index(drop=True))), staging / rows_file_name(key))
+        os.rename(staging, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _unit_rows(sweep_dir: Path, path: Path) -> pd.DataFrame:
+    """A unit's rows as its file holds them; a damaged file is set aside (kept as .<name>.damaged-<id>) and the
+    unit's rows are taken from results.parquet where it holds them."""
+    try:
+        return read_rows_file(path)
+    except FileNotFoundError:
+        return pd.DataFrame()
+    except UNREADABLE:
+        pass
+    damaged = [item for item in read_unit_rows(sweep_dir)[1] if item.path == path]  # warns, and rescues its rows
+    if not damaged:  # it read whole this time
+        return read_rows_file(path)
+    try:
+        os.replace(path, path.with_name(f".{path.name}.damaged-{uuid.uuid4().hex[:8]}"))
+    except FileNotFoundError:
+        pass
+    return damaged[0].rescued
+
+
+def _append_unit(sweep_dir: Path, folder: Path, unit_key: Any, new: pd.DataFrame) -> None:
+    """Merge `new` (rows of one unit) into the unit's rows file: rows of the same (unit_key, step) are replaced,
+    and the unit's failed rows go once it has a finished one."""
+    path = folder / rows_file_name(unit_key)
+    old = _unit_rows(sweep_dir, path)
+    if len(old):
+        old = conform(old)
+        if equals(new, "status", "ok").any():
+            old = old[equals(old, "status", "ok")]
+        old = old[~old.set_index(KEY).index.isin(new.set_index(KEY).index)]
+    frames = [frame for frame in (old, new) if len(frame)]
+    merged = sort_table(conform(pd.concat(frames, ignore_index=True)))
+    _replace(merged, path, _write_parquet)
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Each rows file's identity (inode, size, mtime): a rename or rewrite changes it."""
+    found = {}
+    for path in rows_files(folder):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        found[path.name] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def _heal(sweep_dir: Path, damaged: list) -> None:
+    """Rewrite each damaged rows file from its unit's rows that results.parquet held (the damaged one is kept
+    aside); one whose unit results.parquet does not hold is left for a rerun of the unit to replace."""
+    for item in damaged:
+        if not len(item.rescued):
+            continue
+        try:
+            os.replace(item.path, item.path.with_name(f".{item.path.name}.damaged-{uuid.uuid4().hex[:8]}"))
+        except FileNotFoundError:
+            continue  # its unit replaced it meanwhile
+        _replace(sort_table(conform(item.rescued.copy())), item.path, _write_parquet)
+
+
+def _compile(sweep_dir: Path, heal: bool = False) -> pd.DataFrame:
+    folder = rows_dir(sweep_dir)
+    table = None
+    for _ in range(COMPILE_ROUNDS):
+        before = _listing(folder)
+        table, damaged = read_unit_rows(sweep_dir)
+        if heal and damaged:
+            _heal(sweep_dir, damaged)
+            heal = False
+            continue
+        if len(table) or table_path(sweep_dir).exists():
+            _replace(table, table_path(sweep_dir), _write_parquet)
+            _replace(table, sweep_dir / CSV_FILE, lambda df, p: df.to_csv(p, index=False))
+        if _listing(folder) == before:  # no unit wrote meanwhile: what we wrote holds every row
+            break
+    return table
+
+
+def compile_results(sweep_dir: Path) -> pd.DataFrame:
+    """Rebuild results.parquet and results.csv from rows/ and return the table; call it where no unit of the
+    sweep writes (the driver at the start of a resumed sweep, and at its end).
+
+    A folder from before rows/ existed is split into rows/ first (TableDamaged where its results.parquet cannot
+    be read: nothing holds its rows elsewhere). A damaged results.parquet is rewritten from rows/; a damaged
+    rows file is set aside and rewritten from the rows results.parquet held of its unit, where it held them
+    (where not, the unit has no rows and the resumed sweep probes its checkpoints again). A folder without a
+    row gets no results.parquet."""
+    sweep_dir = Path(sweep_dir)
+    if not rows_dir(sweep_dir).is_dir() and not table_path(sweep_dir).is_file():
+        return conform(pd.DataFrame())
+    _ensure_rows(sweep_dir)
+    return _compile(sweep_dir, heal=True)
+
+
 def append_rows(sweep_dir: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Add `rows` to the table, replacing rows with the same (unit_key, step); returns the new table."""
     if not rows:
         return read_results(sweep_dir)
-    new = _typed(pd.DataFrame(rows))
-    with file_lock(sweep_dir / ".results.lock"):
-        table = read_results(sweep_dir)
-        recovered = set(new.loc[new["status"] == "ok", "unit_key"])
-        table = table[~(table["unit_key"].isin(recovered) & (table["status"] != "ok"))]
-        replaced = table.set_index(KEY).index.isin(new.set_index(KEY).index)
-        table = _typed(pd.concat([df for df in (table[~replaced], new) if len(df)], ignore_index=True))
-        table = table.sort_values(["role", "budget", "teacher_size", "teacher_steps", "seed", "unit_key", "step"],
-                                  kind="stable", ignore_index=True)
-        _replace(table, table_path(sweep_dir), lambda df, p: df.to_parquet(p, index=False))
-        _replace(table, sweep_dir / "results.csv", lambda df, p: df.to_csv(p, index=False))
-    return table
+    sweep_dir = Path(sweep_dir)
+    folder = _ensure_rows(sweep_dir)
+    new = conform(pd.DataFrame(rows))
+    for unit_key, unit_rows in new.groupby("unit_key", sort=False, dropna=False):
+        _append_unit(sweep_dir, folder, unit_key, unit_rows.reset_index(drop=True))
+    return _compile(sweep_dir)
 
 
 def ok_steps(table: pd.DataFrame, unit_key: str) -> set[int]:

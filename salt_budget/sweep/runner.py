@@ -10,9 +10,11 @@ trains on W Ray Train workers (workers.py).
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +25,15 @@ from trainers.config import save_config, to_dict
 
 from salt_budget.sweep.baselines import train_baselines
 from salt_budget.sweep.floor import probe_floors
+from salt_budget.sweep.holder import hold, release
 from salt_budget.sweep.plan import Plan, PlanError
 from salt_budget.sweep.plan_table import plan_frame, write_plan_csv
 from salt_budget.sweep.ray_tasks import run_as_tasks
-from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
+from salt_budget.sweep.results import FAILED_STEP, append_rows, compile_results, read_results
 from salt_budget.sweep.rows import failed_row
-from salt_budget.sweep.summary import SweepTimes, covered, say, summarize
+from salt_budget.sweep.summary import SweepTimes, covered, say, summarize, sweep_progress
 from salt_budget.sweep.teachers import Ladder, ladder_on_workers, ladders, train_ladder
-from salt_budget.sweep.tuning import check_resume, train_students
+from salt_budget.sweep.tuning import SweepInterrupted, TuneStop, check_resume, running_fit, train_students
 from salt_budget.sweep.workers import Workers
 
 
@@ -221,19 +224,119 @@ def train_teachers(plan: Plan, resources: UnitResources, times: SweepTimes) -> N
     times.teachers_idle_s = times.teachers_s - covered([(max(a, started_at), b) for a, b in intervals])
 
 
+class _Signals:
+    """While a sweep runs: SIGTERM stops it as Ctrl-C does, and the signal that stopped it is remembered.
+
+    SIGTERM raises SweepInterrupted; inside Tuner.fit at the fit's next step (TuneStop), where Tune is between two
+    saves of its state. Installed after ray.init too, which sets a SIGTERM handler of its own (sys.exit(15)), and
+    restored when the sweep ends. A second SIGTERM raises at once.
+
+    Tune's SIGINT handler stays installed after a fit it did not stop (a later Ctrl-C would only stop a finished
+    fit): run_sweep puts the one before it back."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.late: list[int] | None = None  # signals noted, not raised, once the sweep is winding down
+        self._previous: Any = None
+        self._installed = False
+
+    def note_from_now(self) -> None:
+        """From now on (Ray shutting down, the summary) a Ctrl-C or SIGTERM is noted, not raised."""
+        self.late = []
+        if self.main:
+            signal.signal(signal.SIGINT, lambda signum, frame: self.late.append(signum))
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if self.late is not None:
+            self.late.append(signal.SIGTERM)
+            return
+        fit = running_fit()
+        if fit is not None and self.signum is None:
+            self.signum, fit.terminate = signal.SIGTERM, True  # stop at the fit's next step
+            return
+        self.signum = signal.SIGTERM
+        raise SweepInterrupted(signal.SIGTERM)
+
+    @property
+    def main(self) -> bool:
+        return threading.current_thread() is threading.main_thread()
+
+    def install(self) -> None:
+        if self.main:
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            if not self._installed:
+                self._previous, self._installed = previous, True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+
+class _NoTuneRestoreHint(logging.Filter):
+    """Tune's "Resume experiment with: Tuner.restore(...)" is not a command of ours: the sweep prints its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
 def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
               resources: Resources = Resources(), cpus: int | None = None) -> int:
-    """Run every unit of `plan` that is not done; 0 when every allocation finished, 1 when some failed.
-    `cpus`: the CPUs a local Ray started here may use (None: all of this machine's)."""
+    """Run every unit of `plan` that is not done; 0 when every allocation finished, 1 when some failed, 130 / 143
+    when Ctrl-C / SIGTERM stopped it (it says how many finished and the command that continues it).
+    `cpus`: the CPUs a local Ray started here may use (None: all of this machine's).
+
+    The driver holds the sweep folder while it runs (holder.py): a second driver of the same folder is refused."""
+    resources.validate()
+    existed = plan.sweep_dir.exists()
+    holder = hold(plan.sweep_dir, warn=say)  # first: a running sweep is reported as running, not as resumable
+    try:
+        check_resume(plan, resume)
+        if resume:
+            # The table rebuilt from the units' own rows before anything runs: a results.parquet cut by a crash
+            # or a full disk is replaced, an unreadable old one refused with what to do (TableDamaged).
+            from salt_budget.sweep.trial import reprobe_lost_students  # imports Ray
+
+            compile_results(plan.sweep_dir)
+            lost = reprobe_lost_students(plan)
+            if lost:
+                say(f"probed again {len(lost)} trained student(s) whose rows were lost: {', '.join(lost)}")
+        return _run_held(plan, address=address, resources=resources, cpus=cpus)
+    finally:
+        release(holder)
+        if not existed:
+            try:
+                plan.sweep_dir.rmdir()  # a sweep refused before it wrote anything leaves no folder behind
+            except OSError:
+                pass
+
+
+def _run_held(plan: Plan, *, address: str | None, resources: Resources, cpus: int | None) -> int:
+    started = time.perf_counter()
+    signals, sigint = _Signals(), signal.getsignal(signal.SIGINT)
+    try:
+        return _run_units(plan, address, resources, cpus, started, signals)
+    finally:
+        if signals.main:
+            signal.signal(signal.SIGINT, sigint)  # Python's again, not Tune's nor the one _run_units leaves
+        signals.restore()
+
+
+def _run_units(plan: Plan, address: str | None, resources: Resources, cpus: int | None, started: float,
+               signals: _Signals) -> int:
     from trainers.evaluate import prepare_data
 
-    resources.validate()
-    check_resume(plan, resume)
-    started = time.perf_counter()
     times = SweepTimes()
-    owns_ray = _start_ray(address, cpus)  # first: a cluster that cannot be reached leaves nothing behind
-    times.ray_start_s = time.perf_counter() - started
+    tune_logger, hint_filter = logging.getLogger("ray.tune.tune"), _NoTuneRestoreHint()
+    trials: list[str] | None = None
+    stopped_by: int | None = None
+    owns_ray = False
     try:
+        signals.install()
+        owns_ray = _start_ray(address, cpus)  # first: a cluster that cannot be reached leaves nothing behind
+        signals.install()  # again: ray.init sets its own
+        tune_logger.addFilter(hint_filter)
+        times.ray_start_s = time.perf_counter() - started
         import ray
 
         units = unit_resources(resources, ray.cluster_resources())
@@ -247,16 +350,34 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
                 f"{units.workers.gpus:g} GPU each); {units.slots} unit(s) at a time")
         train_teachers(plan, units, times)
         probe_floors(plan, units)
-        grid = train_students(plan, units, times)
+        stop, sigint = TuneStop(), signal.getsignal(signal.SIGINT)
+        try:
+            grid = train_students(plan, units, times, stop)
+        finally:
+            if signals.main:
+                signal.signal(signal.SIGINT, sigint)  # Tune leaves its handler installed after a fit it did not stop
+        if plan.options.search != "grid":
+            trials = [plan.student_for(result.config).allocation.id for result in grid if result.config]
+        # Tune caught a Ctrl-C (or the SIGTERM passed on to it), stopped the trials and returned. It returns with
+        # trials not done only so: Tune's handler also fires on SIGUSR1, or may not have been wrapped (an
+        # experiment saved by an older version of this code, whose callback does not wrap it).
+        if stop.caught or signals.signum is not None or sweep_progress(plan, trials=trials).not_run:
+            raise SweepInterrupted(signals.signum or signal.SIGINT)
         train_baselines(plan, units, times)
-    except KeyboardInterrupt:
-        say("interrupted: run the same command with --resume to continue; finished units are kept")
-        raise
+    except KeyboardInterrupt as interrupt:
+        stopped_by = getattr(interrupt, "signum", None) or signals.signum or signal.SIGINT
     finally:
-        if owns_ray:
-            import ray
+        # While Ray shuts down and the summary is written, a Ctrl-C (or a SIGTERM, passed on to it) is noted, not
+        # raised: the summary then says the sweep was interrupted, with what finished.
+        signals.note_from_now()
+        try:
+            if owns_ray:
+                import ray
 
-            ray.shutdown()
-    # The grid attempts every allocation; a search those it proposed (one may come twice).
-    attempted = sorted({plan.student_for(result.config).allocation.id for result in grid if result.config})
-    return summarize(plan, attempted, times, time.perf_counter() - started)
+                ray.shutdown()
+        finally:
+            tune_logger.removeFilter(hint_filter)
+    if signals.late and stopped_by is None:
+        stopped_by = signals.signum or signals.late[0]
+    compile_results(plan.sweep_dir)  # no unit writes now: results.parquet holds every unit's rows
+    return summarize(plan, times, time.perf_counter() - started, trials, stopped_by)

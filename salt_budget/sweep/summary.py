@@ -4,10 +4,14 @@ closing summary (students and baselines): printed, and appended to runs/<name>/s
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from analysis.tables import FLOOR_ROLE, readout_name
 
@@ -72,14 +76,102 @@ def collect_trial_times(grid: ResultGrid, times: SweepTimes, started_at: float) 
     times.students_idle_s = times.students_s - covered([(a, b) for a, b in intervals if b > a])
 
 
-def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float) -> int:
-    """Print and log what the sweep did; 1 if an allocation it attempted or a baseline has no final row."""
+@dataclass(frozen=True)
+class Progress:
+    """Where a sweep's students and baselines stand in its results table: finished (a final row), failed (a failed
+    row, no final one) or not run. A grid plans every allocation; a search the trials it was asked for, each an
+    allocation it proposed (`trials`, one entry per trial, when Tune returned them)."""
+
+    what: str  # "allocations" or "search trials"
+    planned: int
+    finished: list[str]
+    failed: list[str]
+    not_run: int
+    baselines: list[str]
+    baselines_finished: list[str]
+    baselines_failed: list[str]
+
+    @property
+    def baselines_not_run(self) -> list[str]:
+        return [b for b in self.baselines if b not in self.baselines_finished and b not in self.baselines_failed]
+
+    @property
+    def complete(self) -> bool:
+        """Every planned allocation (or search trial) and baseline ran to its end, finished or failed."""
+        return not self.not_run and not self.baselines_not_run
+
+    def line(self) -> str:
+        text = (f"{len(self.finished)} of {self.planned} {self.what} finished ({len(self.failed)} failed, "
+                f"{self.not_run} not run)")
+        if self.baselines:
+            text += (f"; baselines {len(self.baselines_finished)} of {len(self.baselines)} finished "
+                     f"({len(self.baselines_failed)} failed, {len(self.baselines_not_run)} not run)")
+        return text
+
+
+def sweep_progress(plan: Plan, table: pd.DataFrame | None = None, trials: list[str] | None = None) -> Progress:
+    """Progress of `plan` from its results table. `trials`: the allocation of each search trial Tune returned; None
+    for a grid, or for a search stopped before Tune returned (its trials are then counted from the table)."""
+    table = read_results(plan.sweep_dir) if table is None else table
+    ok = table["status"] == "ok"
+    done_keys = set(table.loc[ok & table["is_final"].fillna(False), "unit_key"])
+    failed_keys = set(table.loc[~ok & table["status"].notna(), "unit_key"]) - done_keys
+
+    def split(units: dict) -> tuple[list[str], list[str]]:
+        return ([name for name, unit in units.items() if unit.key in done_keys],
+                [name for name, unit in units.items() if unit.key in failed_keys])
+
+    baselines_finished, baselines_failed = split(plan.baselines)
+    if plan.options.search == "grid":
+        finished, failed = split(plan.students)
+        planned, what = len(plan.students), "allocations"
+    else:
+        if trials is None:  # stopped before Tune returned: the allocations with a row stand for its trials
+            trials = [a for a, unit in plan.students.items() if unit.key in done_keys | failed_keys]
+        finished = [a for a in trials if plan.students[a].key in done_keys]
+        failed = [a for a in trials if plan.students[a].key in failed_keys]
+        planned, what = plan.options.trials or len(trials), "search trials"
+    return Progress(what, planned, finished, failed, max(0, planned - len(finished) - len(failed)),
+                    list(plan.baselines), baselines_finished, baselines_failed)
+
+
+def continue_command(plan: Plan, argv: list[str] | None = None) -> str:
+    """What to run to continue this sweep: the command that started it (salt-budget sweep, or the study that ran
+    it), with --resume (a sweep folder that holds no config.yaml yet is started afresh by the same command)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] not in (["sweep"], ["study"]):  # a sweep of a study, in a process of its own
+        return "run the same command again with --resume"
+    started = argv[0] == "study" or (plan.sweep_dir / "config.yaml").is_file()  # a study holds its study.yaml
+    if started and not any(arg == "--resume" or (len(arg) > 5 and "--resume".startswith(arg)) for arg in argv):
+        argv.append("--resume")
+    return shlex.join(["salt-budget", *argv])
+
+
+def summarize(plan: Plan, times: SweepTimes, wall_s: float, trials: list[str] | None = None,
+              signum: int | None = None) -> int:
+    """Print and log what the sweep did. 0 when every planned allocation and baseline finished, 1 when some failed;
+    a sweep stopped by a signal (`signum`) or with units not run says so, with the command that continues it, and
+    returns 128 + the signal (130 Ctrl-C, 143 SIGTERM; 1 when no signal is known)."""
     table = read_results(plan.sweep_dir)
+    progress = sweep_progress(plan, table, trials)
+    record = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": wall_s}
+    if signum is not None or not progress.complete:
+        how = f"interrupted by {signal.Signals(signum).name}" if signum is not None else "stopped"
+        say(f"{how} after {wall_s:.1f} s: {progress.line()}; finished units are kept")
+        say(f"continue with: {continue_command(plan)}")
+        record.update({"interrupted": True, "signal": signal.Signals(signum).name if signum is not None else None,
+                       "finished": progress.finished, "failed": progress.failed + progress.baselines_failed,
+                       "not_run": progress.not_run, "baselines_not_run": progress.baselines_not_run,
+                       "argv": sys.argv[1:], **vars(times)})
+        _log(plan, record)
+        return 128 + signum if signum is not None else 1
     finals = table[(table["status"] == "ok") & table["is_final"].fillna(False)]
-    final = finals[(finals["role"] == "student") & finals["allocation_id"].isin(attempted)]
-    failed = sorted(set(attempted) - set(final["allocation_id"]))
+    # A grid attempts every allocation; a search those it proposed (one may come twice).
+    attempted = sorted(set(progress.finished) | set(progress.failed))
+    failed = sorted(set(progress.failed))
+    final = finals[finals["unit_key"].isin({plan.students[a].key for a in attempted})]
     baselines = finals[finals["unit_key"].isin({unit.key for unit in plan.baselines.values()})]
-    failed_baselines = sorted(set(plan.baselines) - set(baselines["allocation_id"]))
+    failed_baselines = sorted(progress.baselines_failed)
     trained, _, summed = teacher_steps_summary(plan)
     say(f"done in {wall_s:.1f} s: {len(attempted) - len(failed)} of {len(attempted)} allocations finished"
         + (f", FAILED: {', '.join(failed)}" if failed else "")
@@ -113,8 +205,12 @@ def summarize(plan: Plan, attempted: list[str], times: SweepTimes, wall_s: float
         f"no trial running {times.students_idle_s:.1f})"
         + (f"; baselines {times.baselines_s:.1f} s (summed: training {times.baseline_work['train_s']:.1f}, probes "
            f"{times.baseline_work['probe_s']:.1f})" if plan.baselines else ""))
-    record = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": wall_s, "attempted": attempted,
-              "failed": failed + failed_baselines, "argv": sys.argv[1:], **vars(times)}
+    record.update({"attempted": attempted, "failed": failed + failed_baselines, "interrupted": False,
+                   "argv": sys.argv[1:], **vars(times)})
+    _log(plan, record)
+    return 1 if failed or failed_baselines else 0
+
+
+def _log(plan: Plan, record: dict) -> None:
     with open(plan.sweep_dir / "sweep_log.jsonl", "a") as log:
         log.write(json.dumps(record) + "\n")
-    return 1 if failed or failed_baselines else 0

@@ -159,3 +159,16 @@ def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), 
                                name=f"student-{student.key[:12]}", workers=workers, max_failures=max_failures)
         spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0, **spent}
         _probe_and_report(student, plan, tune.report, spent, entered)  # reads the rows back; probes nothing
+
+
+def reprobe_lost_students(plan: Plan) -> list[str]:
+    """Probe, here, the students that finished training but have no rows (a results table lost or damaged and not
+    rescued): Tune's restored experiment counts their trials as done and would never run them again. Nothing
+    trains here: only students whose final checkpoint exists. Their allocation ids."""
+    table = read_results(plan.sweep_dir)
+    done = set(table.loc[table["status"] == "ok", "unit_key"])
+    lost = [student for student in plan.students.values()
+            if student.key not in done and plan.student_ladders[student.allocation.id].is_trained(student)]
+    for student in lost:
+        train_and_probe(student, plan, lambda metrics: None)
+    return [student.allocation.id for student in lost]

@@ -3,7 +3,10 @@ resources, retries, progress table and one line per finished trial; Tuner.restor
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +24,74 @@ if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from salt_budget.sweep.runner import UnitResources
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """A signal that stops the sweep: SIGTERM (a scheduler, `kill`) handled as Ctrl-C is."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class TuneStop:
+    """How a signal stops this process's fit.
+
+    Ctrl-C: Tune's SIGINT handler stops the trials, saves the experiment's state and returns, as it does when every
+    trial is done; `caught` tells the two apart, even when the signal came as the last trial finished. Tune
+    installs its handler when the fit starts (and puts back the one it replaced when it fires); the sweep's callback
+    wraps it at the fit's first step, in the driver's main thread.
+
+    SIGTERM (`terminate`): the fit stops at its next step, without Tune's clean-up. A scheduler sends SIGTERM to
+    every process of the job, Ray's own too, and Tune's clean-up would wait on them until Ray ends the process (exit
+    1, a minute later, nothing said). The experiment's state is the one Tune saved last; the trials not done are
+    continued by --resume from their own checkpoints."""
+
+    def __init__(self) -> None:
+        self.caught = False
+        self.terminate = False
+        self._wrapped = False
+
+    def at_step(self) -> None:
+        """At each step of the fit (the sweep's callback): wrap Tune's handler once, stop on a SIGTERM."""
+        self.wrap_tune_handler()
+        if self.terminate:
+            raise SweepInterrupted(signal.SIGTERM)
+
+    def wrap_tune_handler(self) -> None:
+        if self._wrapped or threading.current_thread() is not threading.main_thread():
+            return
+        self._wrapped = True
+        tune_handler = signal.getsignal(signal.SIGINT)
+        if not callable(tune_handler) or tune_handler is signal.default_int_handler:
+            return  # no handler of Tune's (TUNE_DISABLE_SIGINT_HANDLER=1): Ctrl-C raises KeyboardInterrupt
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self.caught = True
+            tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, on_sigint)
+
+
+# The fit running in this process. The callback finds it here: Tune pickles the callback with the experiment,
+# and Tuner.restore runs the unpickled one.
+_current_stop: TuneStop | None = None
+
+
+def running_fit() -> TuneStop | None:
+    """The fit of this process whose steps the sweep's callback sees, if one runs."""
+    return _current_stop if _current_stop is not None and _current_stop._wrapped else None
+
+
 def _callback(plan: Plan) -> Callback:
     from ray import tune
 
     class SweepCallback(tune.Callback):
         """One line per finished trial, and a failed row for a trial that fails for good."""
+
+        def on_step_begin(self, iteration, trials, **info):
+            # This process's module, also from a callback that Tuner.restore unpickled.
+            stop = importlib.import_module("salt_budget.sweep.tuning")._current_stop
+            if stop is not None:
+                stop.at_step()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             student = plan.student_for(trial.config)
@@ -89,8 +155,11 @@ def _search(plan: Plan, slots: int) -> tuple[dict[str, Any], TuneConfig]:
                                   reuse_actors=True)
 
 
-def train_students(plan: Plan, resources: UnitResources, times: SweepTimes) -> ResultGrid:
-    """Fit the Tune experiment of the plan's students, or restore a stopped one and finish it."""
+def train_students(plan: Plan, resources: UnitResources, times: SweepTimes, stop: TuneStop | None = None
+                   ) -> ResultGrid:
+    """Fit the Tune experiment of the plan's students, or restore a stopped one and finish it. `stop.caught` says
+    afterwards whether a signal stopped the fit (the trials not done are then left for --resume)."""
+    global _current_stop
     from ray import tune
     from ray.tune import CLIReporter
 
@@ -124,9 +193,11 @@ def train_students(plan: Plan, resources: UnitResources, times: SweepTimes) -> R
             failure_config=tune.FailureConfig(max_failures=resources.max_failures),
         )
         tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
-    grid = tuner.fit()
+    _current_stop = stop or TuneStop()
+    try:
+        grid = tuner.fit()  # on Ctrl-C Tune stops the trials, saves its state and returns: see TuneStop
+    finally:
+        _current_stop = None
     times.students_s = time.perf_counter() - started
-    if grid.num_terminated + grid.num_errors < len(grid):  # Tune caught a Ctrl-C, saved its state and returned
-        raise KeyboardInterrupt
     collect_trial_times(grid, times, started_at)
     return grid
