@@ -1,6 +1,10 @@
 """A few steps of a stage on random clips, timed: the FLOP rate a plan prices its time with where no earlier run
-measured the stage at these shapes. Seconds, not minutes: no data set is read or generated, and the batch is
-cut to a few clips (a larger batch runs at least as fast per FLOP, so the time it predicts errs long)."""
+measured the stage at these shapes. Seconds, not minutes: no data set is read or generated. On a CPU it runs
+on one thread, as a sweep's unit does with the default --cpus-per-trial 1 (Ray gives a trial as many threads as
+CPUs). It leaves out data loading, checkpoints and logging, so the time it predicts errs short: on
+experiments/first.yaml's shapes (2026-12-05, Intel Xeon AVX-512, 1 thread, three calibrations) 41-46 / 51-52 /
+49-52 GFLOP/s for teacher / student / V-JEPA 2, against 27.5 / 42.3 / 34.5 measured by the study's real runs on
+this machine kind: 1.2-1.6x fast."""
 
 from __future__ import annotations
 
@@ -25,8 +29,19 @@ _STAGES = {"teacher": TeacherStage, "student": StudentStage, "vjepa2": VJEPA2Sta
 
 
 def calibrate_stage(kind: str, cfg: Any, data: DataConfig, *, batch: int = 2, warmup: int = 1,
-                    steps: int = 2) -> float:
-    """FLOP/s of `kind`'s training step (forward, backward, AdamW) at `batch` clips, median over `steps`."""
+                    steps: int = 2, threads: int | None = 1) -> float:
+    """FLOP/s of `kind`'s training step (forward, backward, AdamW) at `batch` clips, median over `steps`, on
+    `threads` CPU threads (None: as set)."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _calibrate(kind, cfg, data, batch, warmup, steps)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _calibrate(kind: str, cfg: Any, data: DataConfig, batch: int, warmup: int, steps: int) -> float:
     cfg = copy.deepcopy(cfg)
     cfg.optim.batch_size, cfg.run.micro_batch = batch, None
     device = resolve_device(cfg.run.device)

@@ -140,13 +140,12 @@ def measured_rates(runs_dir: Path, calibrations: Path | None = None) -> dict[tup
 
 
 def calibration_machine() -> str:
-    """What a calibration's rate holds for: this machine's processor (or GPU) and its threads."""
+    """What a calibration's rate holds for: this machine's GPU, or its processor on one thread (trainers/calibrate.py)."""
     import torch
 
     from trainers.provenance import cpu_model
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
-    return f"{device}, {torch.get_num_threads()} threads"
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"{cpu_model()}, 1 thread"
 
 
 def _calibrated_rates(folder: Path) -> dict[tuple, float]:

@@ -162,14 +162,16 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         total = frame["predicted_s"].sum()
         timing = (f"predicted training time per allocation on {on} (probes not included): "
                   f"{_duration(total)} in all, serially ({_duration(total * workers)} of device time: {workers} "
-                  f"device(s) per unit), from FLOP rates measured by earlier runs in {plan.sweep_dir.parent}")
+                  f"device(s) per unit), from FLOP rates measured by earlier runs in {plan.sweep_dir.parent} or, where none "
+                  f"did, calibrated on this machine (salt_budget/sweep/calibration.py)")
         if frame["efficiency_assumed"].any():
             timing += (f"; no run there was measured with {workers} workers, so {workers} workers are taken at "
                        f"{ASSUMED_EFFICIENCY:.0%} parallel efficiency ({workers} x one process's rate x "
                        f"{ASSUMED_EFFICIENCY:g})")
     else:
         timing = (f"time '-': no earlier run in {plan.sweep_dir.parent} measured this stage at these shapes "
-                  f"(stage, encoder, frames, resolution, batch); a finished sweep fills it in for the next plan")
+                  f"(stage, encoder, frames, resolution, batch) and it was not calibrated here (too large for this "
+                  f"machine, or the sweep runs on a cluster); a finished sweep fills it in for the next plan")
     lines = [
         f"sweep '{plan.name}' -> {plan.sweep_dir}",
         f"{len(plan.allocations)} allocations over budgets {', '.join(budget_name(b, kind) for b in options.budgets)}"
