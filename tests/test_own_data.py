@@ -60,6 +60,9 @@ def test_every_data_command_and_the_dry_run_accept_a_mixture_and_task_lists(own_
     assert main(["data", "bench", str(experiment), "--workers", "0", "--batches", "1", "--batch-size", "2",
                  *micro]) == 0
     assert "training augmentation" in capsys.readouterr().out
+    assert main(["data", "bench", str(experiment), "--split", "val", "--workers", "0", "--batches", "1",
+                 "--batch-size", "2", *micro]) == 0  # the task's own val list
+    assert "evaluation crop" in capsys.readouterr().out
     assert main(["sweep", str(experiment), "--total-steps", "24", *NANO, "--dry-run", *micro]) == 0
     out = capsys.readouterr().out
     assert "data: pre-training list 1 (weight 0.7): 7 clips" in out and "disk: about" in out

@@ -71,7 +71,8 @@ def add_parser(commands) -> None:
                        help="timed batches per setting, after one warm-up batch (default: 16)")
     bench.add_argument("--split", choices=["pretrain", "train", "val"], default="pretrain",
                        help="pretrain: the pre-training loader (mixture, training augmentation); train / val: the "
-                            "probe's lists of the data section, as evaluation reads them (default: pretrain)")
+                            "first probe set's list (the data section's, or the first of probe.tasks), as evaluation "
+                            "reads it (default: pretrain)")
     bench.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                        help="also write the results to this JSON file (default: none)")
     bench.set_defaults(handler=_cmd_data_bench)
@@ -144,22 +145,17 @@ def _cmd_data_bench(args: argparse.Namespace) -> int:
 
     import torch
 
-    from trainers.data.build import (
-        build_dataset,
-        build_loader,
-        build_pretrain_dataset,
-        resolve_data,
-    )
+    from trainers.data.build import build_loader, build_pretrain_dataset
     from trainers.data.readers import installed_readers
     from trainers.data_lists import clip_sets
 
     cfg = load(args)
-    clip_sets(cfg.data, cfg.probe)  # every list read first: a broken one fails here, as in every data command
+    sets = clip_sets(cfg.data, cfg.probe)  # every list read first: a broken one fails here, as in every data command
     weights = None
     if args.split == "pretrain":
         dataset, weights = build_pretrain_dataset(cfg.data)
-    else:
-        dataset = build_dataset(cfg.data, args.split, train=False, resolved=resolve_data(cfg.data))
+    else:  # the first probe set's list of that split (the data section's, or the first of probe.tasks)
+        dataset = next(s for s in sets if s.role.startswith("probe") and s.role.endswith(f", {args.split}")).dataset()
     installed = installed_readers()
     reader = cfg.data.reader if cfg.data.reader != "auto" else f"auto: {(installed or ['none'])[0]}"
     print(f"reader {reader} (installed, fastest first: {', '.join(installed) or 'none'})")
