@@ -4,7 +4,6 @@ a damaged rows file is warned about and its rows kept from results.parquet where
 from before rows/ existed is read (and split into rows/), or refused with what to do where its table is cut."""
 
 import logging
-import multiprocessing
 from pathlib import Path
 
 import pandas as pd
@@ -13,10 +12,7 @@ import pytest
 from analysis.tables import ReportError, TableDamaged, read_parquet_snapshot, read_run, rows_file_name
 from salt_budget.cli import main
 from salt_budget.sweep.results import FAILED_STEP, append_rows, compile_results, read_results
-
-
-def row(unit, step, status="ok", acc=0.5, **extra):
-    return {"unit_key": unit, "step": step, "role": "student", "status": status, "acc_motion": acc, **extra}
+from tests.test_sweep_run import in_processes, row
 
 
 def cut_in_half(path: Path) -> None:
@@ -32,13 +28,7 @@ def _units(folder: str, worker: int) -> None:
 
 
 def test_processes_appending_at_once_without_a_lock_lose_no_row(tmp_path):
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_units, args=(str(tmp_path), w)) for w in range(4)]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join()
-    assert [process.exitcode for process in workers] == [0] * 4
+    assert in_processes(_units, tmp_path, 4) == [0] * 4
     table = read_results(tmp_path)
     assert len(table) == 4 * 10 * 2 and not table.duplicated(["unit_key", "step"]).any()
     assert (table.set_index("step").loc[1, "acc_motion"] == 0.2).all()

@@ -95,13 +95,19 @@ def _append_many(folder: str, worker: int) -> None:
         append_rows(Path(folder), [row(f"w{worker}", i)])
 
 
-def test_concurrent_appends_lose_nothing(tmp_path):
+def in_processes(target, folder: Path, count: int) -> list[int]:
+    """`target(str(folder), worker)` in `count` forked processes at once; their exit codes."""
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_append_many, args=(str(tmp_path), w)) for w in range(3)]
+    workers = [context.Process(target=target, args=(str(folder), w)) for w in range(count)]
     for process in workers:
         process.start()
     for process in workers:
         process.join()
+    return [process.exitcode for process in workers]
+
+
+def test_concurrent_appends_lose_nothing(tmp_path):
+    in_processes(_append_many, tmp_path, 3)
     assert len(read_results(tmp_path)) == 30
 
 

@@ -19,13 +19,13 @@ class LogProgress:
     """tqdm's small interface (update, close, context manager, iteration) for a stream that is not a terminal."""
 
     def __init__(self, iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
-                 unit: str = "it", stream: IO[str] | None = None, clock=time.monotonic) -> None:
+                 unit: str = "it", stream: IO[str] | None = None, clock=time.monotonic, enabled: bool = True) -> None:
         self.iterable = iterable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream or sys.stderr
-        self.clock = clock
+        self.clock, self.enabled = clock, enabled
         self.n = 0
         self._start = self._last_time = clock()
         self._last_n = 0
@@ -38,7 +38,8 @@ class LogProgress:
         return f"{self.desc}: {done} {self.unit}{share} in {elapsed:.0f} s"
 
     def _emit(self) -> None:
-        print(self._line(), file=self.stream, flush=True)
+        if self.enabled:
+            print(self._line(), file=self.stream, flush=True)
         self._last_time, self._last_n = self.clock(), self.n
 
     def update(self, n: int = 1) -> None:
@@ -75,8 +76,4 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
         from tqdm import tqdm
 
         return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream)
-    bar = LogProgress(iterable, total=total, desc=desc, unit=unit, stream=stream)
-    if not enabled:
-        bar.update = lambda n=1: None  # type: ignore[method-assign]
-        bar.close = lambda: None  # type: ignore[method-assign]
-    return bar
+    return LogProgress(iterable, total=total, desc=desc, unit=unit, stream=stream, enabled=enabled)
