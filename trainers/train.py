@@ -34,6 +34,16 @@ def _train_stage(
         release_memory()
 
 
+def train_stage(
+    kind: str, cfg: StageConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
+    init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
+) -> Path:
+    """Train a stage of any registered kind (trainers/registry.py). Returns the final checkpoint."""
+    from trainers.registry import stage_kind
+
+    return _train_stage(stage_kind(kind).stage_class, cfg, data, run_dir, seed, init_from, progress, stop_at)
+
+
 def train_teacher(
     cfg: TeacherConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
     init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
