@@ -8,8 +8,9 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.allocation import POINT
+from analysis.results import baseline_label, equals, is_baseline
+from analysis.schema import COLLAPSE_COLUMNS
 from analysis.stats import NO_DIFFERENCE, as_columns, column_names, compare
-from analysis.tables import COLLAPSE_COLUMNS, baseline_label, equals, is_baseline
 
 COLUMNS = [
     "task", "role", "baseline", "unit_key", "budget", "seed", "accuracy", "flops_total", "target_std", "collapsed",

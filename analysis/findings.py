@@ -13,15 +13,14 @@ import pandas as pd
 
 from analysis.allocation import allocation_findings, allocation_points, seed_values
 from analysis.baselines import baseline_comparison
-from analysis.pairs import student_teacher_pairs, teacher_label, versus_teacher
 from analysis.markdown import budget_name
+from analysis.pairs import student_teacher_pairs, teacher_label, versus_teacher
 from analysis.pareto import pareto_mask
 from analysis.recommend import Recommendation, next_budget
 from analysis.recommend_text import recommendation_table
 from analysis.regression import fit_line, grouped_fits
-from analysis.tables import (
-    COLLAPSE_COLUMNS, CONFIG_COLUMNS, MEAN_TASK, Metric, Results, baseline_label, equals, is_baseline, size_order,
-)
+from analysis.results import Metric, Results, baseline_label, equals, is_baseline, size_order
+from analysis.schema import COLLAPSE_COLUMNS, CONFIG_COLUMNS, MEAN_TASK
 
 # The student-loss axis: the mean of the last 10% of logged losses up to the checkpoint. The last
 # logged loss alone is one batch's, too noisy to rank checkpoints at small batch sizes.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.results import Results, equals
 from analysis.stats import as_columns, column_names, compare
-from analysis.tables import Results, equals
 
 # What the teacher side can offer as a predictor of its student (the paper's claim is that it cannot).
 TEACHER_SIDE = {"loss_smoothed": "teacher_loss", "rankme": "teacher_rankme"}

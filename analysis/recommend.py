@@ -30,7 +30,8 @@ import pandas as pd
 
 from analysis.markdown import budget_name
 from analysis.recommend_sweeps import cost, next_sweep, sweep_flops
-from analysis.tables import ReportError, Results
+from analysis.results import Results
+from analysis.tables import ReportError
 
 LEVEL = 0.90  # the interval's nominal coverage
 DRAWS = 400

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.markdown import budget_name
-from analysis.tables import Results
+from analysis.results import Results
 
 
 def _prediction_variance(log_budgets: np.ndarray, variances: np.ndarray, at: float) -> float:

@@ -32,6 +32,9 @@ TABLE_16 = (
 )
 BENCHMARKS = ("K400", "SSv2", "avg of 4")
 PAPER_BUDGETS = (120_000, 160_000, 240_000)
+# The baseline the paper compares SALT against, by its role in a results table: Table 16's baseline rows and the
+# paper's claims about a baseline are this one's; any other baseline has no paper row to be read against.
+PAPER_BASELINE = "vjepa2"
 
 # Table 16's V-JEPA 2 rows, one per budget, trained for the whole budget (its FLOPs include the EMA teacher's
 # forward; 1.900e21 is Table 10's 256-px estimate, the 6ND formula gives 1.86e21).

@@ -8,18 +8,19 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
 from analysis import html, png
 from analysis.figures import Figure, all_figures
 from analysis.findings import compute
+from analysis.results import Results, load_results, size_order
 from analysis.summary import write_summary
-from analysis.tables import ReportError, Results, load_results, size_order
+from analysis.tables import ReportError
+from trainers.atomic import atomic_write
 
 FORMATS = ("html", "png", "md")
 
@@ -38,17 +39,6 @@ def parse_formats(text: str) -> set[str]:
         raise ReportError(f"unknown --format {', '.join(unknown) or repr(text)}: choose from {', '.join(FORMATS)} "
                           f"(comma-separated, e.g. html,md)")
     return chosen
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file and a rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _chance(results: Results) -> dict[str, float]:

@@ -1,8 +1,9 @@
-"""SALT against a baseline (V-JEPA 2) at equal steps, in a study: per budget, each SALT allocation of the ablation
+"""SALT against each baseline at equal steps, in a study: per budget, each SALT allocation of the ablation
 that lists the baseline (study.json: a sweep's "baselines", the baseline's unit keys) against the baseline run of
 the same budget, per task and task average, over seeds and paired by seed (analysis/stats.py), with both sides'
-total FLOPs (the baseline's include its EMA teacher's forward), beside Table 16's SALT and V-JEPA 2 rows of the
-paper budget the study budget stands for (analysis/reference.py: paper_budget)."""
+total FLOPs (the baseline's include its EMA teacher's forward), beside Table 16's SALT and V-JEPA 2 rows (for the
+paper's own baseline, reference.PAPER_BASELINE) of the paper budget the study budget stands for
+(analysis/reference.py: paper_budget)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pandas as pd
 
 from analysis import reference
 from analysis.markdown import NA, budget_name, pct, table
+from analysis.results import baseline_name, is_baseline
 from analysis.stats import as_columns, compare, describe, from_columns
-from analysis.study import StudyData, final_pairs, paper_scale_of
-from analysis.tables import baseline_name, is_baseline
+from analysis.study_data import StudyData, final_pairs, paper_scale_of
 
 ARM = ["teacher_size", "teacher_steps", "teacher_share"]  # one SALT allocation of a budget
 
@@ -32,12 +33,15 @@ def baseline_runs(study: StudyData, ablation: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).drop_duplicates("unit_key", keep="last")
 
 
-def _paper_columns(benchmark: str | None, paper_budget: int | None, share: float, best: bool) -> dict[str, object]:
+def _paper_columns(method: str, benchmark: str | None, paper_budget: int | None, share: float,
+                   best: bool) -> dict[str, object]:
     """Table 16 at the matching budget: SALT's best row (for the best allocation) or the row of the same teacher
-    share, and V-JEPA 2's, on the task's benchmark (fractions, like the study's accuracies)."""
+    share, and V-JEPA 2's, on the task's benchmark (fractions, like the study's accuracies); empty for a baseline
+    other than the paper's."""
     empty = {"paper_salt_allocation": None, "paper_salt": np.nan, "paper_salt_flops": np.nan,
              "paper_vjepa2": np.nan, "paper_vjepa2_flops": np.nan, "paper_gap": np.nan}
-    vjepa2 = reference.vjepa2(paper_budget) if paper_budget is not None else None
+    paper_row = paper_budget is not None and method == reference.PAPER_BASELINE
+    vjepa2 = reference.vjepa2(paper_budget) if paper_row else None
     if benchmark is None or vjepa2 is None:
         return empty
     salt = reference.table_16(benchmark)
@@ -87,7 +91,7 @@ def baseline_table(study: StudyData) -> pd.DataFrame:
                         "baseline_seeds": int(base["seed"].nunique()), "baseline_flops_total": base_flops,
                         "flops_ratio": salt_flops / base_flops if base_flops else np.nan,
                         **as_columns(difference),
-                        **_paper_columns(reference.BENCHMARK_OF_TASK.get(metric.name), paper_budget,
+                        **_paper_columns(method, reference.BENCHMARK_OF_TASK.get(metric.name), paper_budget,
                                          float(arm[2]), arm == best)})
     return pd.DataFrame(rows)
 
@@ -99,6 +103,8 @@ def _pm(mean: float, sd: float) -> str:
 def _paper_cell(r: pd.Series) -> str:
     if pd.isna(r["paper_budget"]):
         return "no paper budget"
+    if r["baseline"] != baseline_name(reference.PAPER_BASELINE):
+        return "the paper has no row of this baseline"
     if pd.isna(r["paper_vjepa2"]):
         return f"{budget_name(r['paper_budget'])}: no benchmark for this task"
     salt = NA if pd.isna(r["paper_salt"]) else f"SALT {r['paper_salt_allocation']} {pct(r['paper_salt'])}"
@@ -111,7 +117,8 @@ def section(study: StudyData, found: pd.DataFrame | None) -> list[str]:
     if found is None or found.empty:
         return []
     label = {m.name: m.label for m in study.metrics}
-    lines = ["## SALT against V-JEPA 2 at equal steps", "",
+    baselines = " / ".join(dict.fromkeys(found["baseline"]))
+    lines = [f"## SALT against {baselines} at equal steps", "",
              "Per budget, every SALT allocation (**bold**: the best on the task average) against the baseline "
              "trained for the whole budget, SALT minus baseline over seeds, paired by seed; FLOPs are each run's "
              "total (SALT: teacher and student; the baseline: its encoder and its EMA teacher's forward). Paper: "

@@ -11,8 +11,8 @@ import pandas as pd
 
 from analysis.markdown import pct, table
 from analysis.recommend import check_largest
-from analysis.study import StudyData
-from analysis.tables import Results, equals
+from analysis.results import Results, equals
+from analysis.study_data import StudyData
 
 MIN_BUDGETS = 4
 

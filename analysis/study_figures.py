@@ -10,13 +10,15 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from analysis.figure_axes import data_range
 from analysis.figure_parts import (
-    PALETTE, PANEL_HEIGHT, Figure, References, accuracy_title, cell, data_range, fit_legend, panels,
-    reference_legend, reference_lines, reference_values, share_and_steps_axes,
+    PALETTE, PANEL_HEIGHT, Figure, References, accuracy_title, cell, fit_legend, panels, reference_legend,
+    reference_lines, reference_values, share_and_steps_axes,
 )
 from analysis.markdown import budget_name
-from analysis.study import StudyData, final_pairs
-from analysis.tables import UNKNOWN_READOUT, Metric, readout_name
+from analysis.results import Metric, readout_name
+from analysis.schema import UNKNOWN_READOUT
+from analysis.study_data import StudyData, final_pairs
 
 SEED_OPACITY = 0.6
 TEACHER_COLOUR, STUDENT_COLOUR = PALETTE[1], PALETTE[0]

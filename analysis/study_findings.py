@@ -1,16 +1,16 @@
-"""The study report's tables and study.md in full: the ablation tables and text of analysis/study.py, and beside
-them the findings that test each claim of the paper: SALT against V-JEPA 2 (study_baselines), the loss-accuracy
-fit per teacher (study_regression), the two-step recommend check (study_check) and the verdict table
-(study_verdicts), which study.md shows first."""
+"""The study report's tables and study.md in full: the ablation tables of analysis/study.py and their text
+(analysis/study_summary.py), and beside them the findings that test each claim of the paper: SALT against a
+baseline (study_baselines), the loss-accuracy fit per teacher (study_regression), the two-step recommend check
+(study_check) and the verdict table (study_verdicts), which study.md shows first."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from analysis import study as ablations
-from analysis import study_baselines, study_check, study_regression, study_verdicts, study_verdicts_text
-from analysis.study import StudyData, final_pairs
+from analysis import study_baselines, study_check, study_regression, study_summary, study_verdicts, study_verdicts_text
 from analysis.study_check import MIN_BUDGETS
+from analysis.study_data import StudyData, final_pairs
 
 
 def tables(study: StudyData) -> dict[str, pd.DataFrame]:
@@ -41,7 +41,7 @@ def _check_note(study: StudyData, found: dict[str, pd.DataFrame]) -> list[str]:
 
 def summary(study: StudyData, found: dict[str, pd.DataFrame]) -> str:
     """study.md: the verdict table right after the setup, then the ablations, then the findings' sections."""
-    text = ablations.summary(study, found)
+    text = study_summary.summary(study, found)
     head, _, rest = text.partition("\n## ")
     verdicts = study_verdicts_text.section(study, found.get("study_verdicts"))
     findings = [*study_baselines.section(study, found.get("study_vs_baseline")),

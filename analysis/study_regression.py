@@ -16,9 +16,9 @@ import pandas as pd
 from analysis import reference
 from analysis.markdown import NA, num, pct, table
 from analysis.regression import MIN_POINTS, fit_line, grouped_fits
+from analysis.results import Metric
 from analysis.stats import NO_DIFFERENCE, Difference, compare
-from analysis.study import StudyData, paper_scale_of, student_checkpoints
-from analysis.tables import Metric
+from analysis.study_data import StudyData, paper_scale_of, student_checkpoints
 
 LOSS = "loss_smoothed"
 POOLED = "pooled"

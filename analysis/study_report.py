@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Collection
 
 from analysis import html
-from analysis.report import FORMATS, Written, atomic_write, write_pngs, write_report
-from analysis.study import load_study
-from analysis.study_findings import summary, tables
+from analysis.report import FORMATS, Written, write_pngs, write_report
+from analysis.study_data import load_study
 from analysis.study_figures import study_figures
+from analysis.study_findings import summary, tables
+from trainers.atomic import atomic_write
 
 
 def write_study_report(study_dir: Path, out: Path | None = None, task: str | None = None,

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis import reference
+from analysis.results import Metric, baseline_name, equals
 from analysis.stats import NO_DIFFERENCE, Difference, as_columns, compare, from_columns, seeds_to_resolve
-from analysis.study import StudyData, final_pairs
+from analysis.study_data import StudyData, final_pairs
 from analysis.study_regression import POOLED, spearman_over_seeds
-from analysis.tables import Metric, equals
 
 NOT_IN_STUDY = "not in this study"
 RHO_FINDING = 6  # its difference is a Spearman rho, not an accuracy
@@ -190,9 +191,10 @@ def loss_predicts_accuracy(study: StudyData, fits: pd.DataFrame | None) -> list[
 
 
 def salt_beats_vjepa2(study: StudyData, versus: pd.DataFrame | None) -> list[dict[str, object]]:
-    best = None if versus is None or versus.empty else versus[versus["best"] & (versus["baseline"] == "V-JEPA 2")]
+    paper = baseline_name(reference.PAPER_BASELINE)  # the claim is about the paper's baseline, not any other
+    best = None if versus is None or versus.empty else versus[versus["best"] & (versus["baseline"] == paper)]
     if best is None or best.empty:
-        return _absent(7, study, "needs the vjepa2 baseline in an ablation")
+        return _absent(7, study, f"needs the {reference.PAPER_BASELINE} baseline in an ablation")
     full = best[best["n"] == best["n"].max()]  # the largest budget of those compared over the most seeds
     largest = full[full["budget"] == full["budget"].max()]
     rows = []

@@ -7,7 +7,7 @@ import pandas as pd
 
 from analysis.markdown import missing, table
 from analysis.stats import NOT_RESOLVED, ONE_SEED
-from analysis.study import StudyData
+from analysis.study_data import StudyData
 from analysis.study_verdicts import NOT_IN_STUDY
 
 

@@ -14,9 +14,10 @@ from analysis.recommend_text import format_recommendation
 from analysis.summary_allocation import (
     allocation_section, encoder_name, headline, loss_section, teacher_side_section, teacher_size_section,
 )
+from analysis.results import Metric, Results, column_true, equals, floor_accuracy, is_baseline
+from analysis.schema import MEAN_TASK
 from analysis.stats import from_columns, noise_words
 from analysis.summary_baselines import baselines_section, beats_section, teacher_verdicts, versus
-from analysis.tables import MEAN_TASK, Metric, Results, column_true, equals, floor_accuracy, is_baseline
 
 
 def _values(frame: pd.DataFrame, column: str) -> str:

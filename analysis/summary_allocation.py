@@ -10,8 +10,9 @@ from analysis import reference
 from analysis.allocation import allocation_findings
 from analysis.findings import LOSS, Findings
 from analysis.markdown import NA, budget_id, budget_name, missing, num, pct, share, steps, table
+from analysis.results import Metric, baseline_name
+from analysis.schema import MEAN_TASK
 from analysis.stats import ONE_SEED, from_columns, noise_words, tally
-from analysis.tables import MEAN_TASK, Metric, baseline_name
 
 
 def headline(metrics: list[Metric]) -> Metric:
@@ -155,8 +156,10 @@ def _baseline_loss(fits: pd.DataFrame, metrics: list[Metric]) -> list[str]:
             tracks = "lower loss goes with higher accuracy" if r["spearman"] < 0 else \
                 "lower loss does not go with higher accuracy"
             reading = f"R² {num(r['r2'])}, Spearman ρ {num(r['spearman'], '+.3f')}: {tracks}"
+        paper = " Paper: the V-JEPA 2 loss is known not to track accuracy (its target moves)." \
+            if r["role"] == reference.PAPER_BASELINE else ""
         lines.append(f"- {r['teacher']} ({headline(metrics).label}), its own loss over {r['n']} checkpoints: {reading}; "
-                     f"{salt}. Paper: the V-JEPA 2 loss is known not to track accuracy (its target moves).")
+                     f"{salt}.{paper}")
     return lines
 
 

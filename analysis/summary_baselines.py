@@ -8,9 +8,10 @@ import pandas as pd
 from analysis import reference
 from analysis.findings import Findings
 from analysis.markdown import NA, budget_name, missing, num, pct, table
+from analysis.results import Metric, Results, baseline_label, equals, is_baseline
+from analysis.schema import COLLAPSE_STD
 from analysis.stats import ONE_SEED, describe, from_columns, noise_words, tally
 from analysis.summary_allocation import headline
-from analysis.tables import COLLAPSE_STD, Metric, Results, baseline_label, is_baseline
 
 
 def _collapsed(value: object) -> bool:
@@ -90,7 +91,8 @@ def baselines_section(results: Results, findings: Findings, metrics: list[Metric
                    f"the best student at no more compute (any budget) is {r['cheaper_allocation']}, "
                    f"{pct(r['cheaper_accuracy'])}% at {r['cheaper_flops_total']:.3g} FLOPs")
         lines.append(f"- {versus(r, head.label)} {cheaper[0].upper()}{cheaper[1:]}.")
-    return lines + _collapse(results) + [_paper_baseline()]
+    paper = [_paper_baseline()] if equals(results.rows, "role", reference.PAPER_BASELINE).any() else []
+    return lines + _collapse(results) + paper
 
 
 def _collapse(results: Results) -> list[str]:

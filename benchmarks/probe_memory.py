@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from salt_budget.experiment import load_experiment
-from trainers import evaluate
+from trainers.probe import checkpoints as evaluate
 
 
 def resident_mb() -> int:

@@ -40,8 +40,8 @@ from trainers.encoders import (
     encoder_description,
     encoder_from_checkpoint,
 )
-from trainers.evaluate import extract_features
-from trainers.ridge_probe import ridge_readout
+from trainers.probe.features import extract_features
+from trainers.probe.ridge import ridge_readout
 
 PART = 500  # the val size of the study so far
 

@@ -1,7 +1,7 @@
 """Diagnostic readout of the features `salt-budget probe` caches: ridge regression on per-time-step
 pooled features (mean and std over each time step's tokens, standardised on train), with the lambda
 that does best on val among {1, 10, 100, 1000}: optimistic, but the same rule for every encoder.
-The honest version, lambda chosen on a split of train, is the probe `probe.kind: ridge` (trainers/ridge_probe.py).
+The honest version, lambda chosen on a split of train, is the probe `probe.kind: ridge` (trainers/probe/ridge.py).
 
     python benchmarks/ridge_readout.py RUN_DIR [RUN_DIR ...] [--time-steps 4]
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from trainers.ridge_probe import time_pooled
+from trainers.probe.ridge import time_pooled
 
 
 def ridge_accuracy(train: torch.Tensor, train_y: torch.Tensor, val: torch.Tensor, val_y: torch.Tensor) -> float:

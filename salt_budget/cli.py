@@ -34,7 +34,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from trainers.config import ConfigError
     from trainers.data.clip_list import ClipListError
     from trainers.data.dataset import DataError
-    from trainers.loop import TrainingDiverged
+    from trainers.step_metrics import TrainingDiverged
 
     return (ConfigError, ClipListError, DataError, CheckpointError, TrainingDiverged, FileExistsError,
             FileNotFoundError, ReportError)

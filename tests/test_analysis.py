@@ -14,8 +14,10 @@ from analysis.allocation import RANKING, allocation_findings, fit_share_curve, r
 from analysis.findings import compute
 from analysis.pareto import front_steps, pareto_mask
 from analysis.regression import fit_line, grouped_fits, loo_mae, r_squared, spearman
+from analysis.results import from_frame, size_order
+from analysis.schema import COLLAPSE_STD, SCHEMA_VERSION
 from analysis.summary import write_summary
-from analysis.tables import COLLAPSE_STD, SCHEMA_VERSION, ReportError, from_frame, size_order
+from analysis.tables import ReportError
 
 # -- Pareto -------------------------------------------------------------------------------------------
 
@@ -136,8 +138,8 @@ def test_allocation_ranking_gaps_and_ties():
 
 
 def test_schema_version_and_collapse_threshold_match_the_sweep():
-    from salt_budget.sweep.results import SCHEMA_VERSION as WRITTEN
-    from trainers.vjepa2 import COLLAPSE_STD as FLAGGED
+    from salt_budget.sweep.rows import COLLAPSE_STD as FLAGGED
+    from salt_budget.sweep.rows import SCHEMA_VERSION as WRITTEN
 
     assert SCHEMA_VERSION == WRITTEN and COLLAPSE_STD == FLAGGED
 

@@ -105,7 +105,7 @@ def test_the_gpu_path_runs_in_bf16_and_reports_mfu(tmp_path):
 @pytest.mark.parametrize(("lrs", "head_steps"), [("[1e-3]", 2 * 2 * 3), ("[1e-3, 1e-4]", 2 * 3 * 2 * 3)])
 def test_the_probe_stage_times_extraction_and_the_head(tmp_path, lrs, head_steps):
     from tests.test_flops import counted_flops
-    from trainers.bench_probe import bench_probe
+    from trainers.probe.bench import bench_probe
     from trainers.encoders import build_encoder, encoder_description
 
     experiment = load_experiment(None, micro(tmp_path, "probe.extract_batch_size=4", f"probe.lrs={lrs}"))
@@ -125,8 +125,8 @@ def test_the_probe_stage_times_extraction_and_the_head(tmp_path, lrs, head_steps
 
 
 def test_a_head_steps_flops_are_counted_once_per_clip():
-    from trainers.bench_probe import head_step_flops
-    from trainers.models.probe import AttentiveProbe
+    from trainers.probe.bench import head_step_flops
+    from trainers.probe.attentive_head import AttentiveProbe
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -143,7 +143,7 @@ def test_a_head_steps_flops_are_counted_once_per_clip():
 
 
 def test_the_probe_stage_with_the_ridge_readout(tmp_path):
-    from trainers.bench_probe import bench_probe
+    from trainers.probe.bench import bench_probe
 
     experiment = load_experiment(None, micro(tmp_path, "probe.extract_batch_size=4", "probe.kind=ridge"))
     result = bench_probe(experiment, warmup=1, batches=4)
@@ -152,7 +152,7 @@ def test_the_probe_stage_with_the_ridge_readout(tmp_path):
 
 
 def test_the_probe_stage_says_when_the_split_is_too_small(tmp_path):
-    from trainers.bench_probe import bench_probe
+    from trainers.probe.bench import bench_probe
     from trainers.config import ConfigError
 
     with pytest.raises(ConfigError, match="the train split has 24 clips; 2 \\+ 8 batches of 4 need 40"):

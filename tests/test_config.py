@@ -8,16 +8,8 @@ from typing import Any, Literal, Optional
 
 import pytest
 
-from trainers.config import (
-    ConfigError,
-    config_hash,
-    from_dict,
-    load_config,
-    merge,
-    parse_overrides,
-    save_config,
-    to_dict,
-)
+from trainers.config import ConfigError, config_hash, from_dict, to_dict
+from trainers.config_files import load_config, merge, parse_overrides, save_config
 
 
 @dataclass

@@ -12,14 +12,16 @@ import pandas as pd
 import pytest
 from fixtures.results_table import results_frame
 
+from analysis.figure_axes import data_range, share_text
 from analysis.figure_parts import (
-    FLOOR_NAME, LEGEND_ROW_PX, References, data_range, legend_entries, share_text,
+    FLOOR_NAME, LEGEND_ROW_PX, References, legend_entries,
 )
 from analysis.figures import all_figures
 from analysis.findings import compute
+from analysis.results import Metric, from_frame, size_order
+from analysis.schema import FLOOR_ROLE
 from analysis.study_figures import allocation_figure as study_allocation_figure
 from analysis.study_figures import variants_figure
-from analysis.tables import FLOOR_ROLE, Metric, from_frame, size_order
 from salt_budget.sweep.results import COLUMNS
 
 READOUT = "ridge regression on the flat token grid, lambda by 5-fold cross-validation on train"

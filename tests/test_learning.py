@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import easy_data, easy_teacher_config
-from trainers.evaluate import probe_checkpoint, probe_random_init
+from trainers.probe.checkpoints import probe_checkpoint, probe_random_init
 from trainers.checkpoint import load_checkpoint
-from trainers.stage_config import ProbeConfig
+from trainers.probe.config import ProbeConfig
 from trainers import stages
 from trainers.train import train_teacher
 

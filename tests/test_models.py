@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from trainers.models import (
-    AttentiveProbe,
     Predictor,
     ViTSpec,
     VisionTransformer,
@@ -17,7 +16,8 @@ from trainers.models import (
     unpatchify,
 )
 from trainers.models.presets import ENCODER_PRESETS
-from trainers.models.probe import sincos_position_code
+from trainers.models.position import sincos_position_code
+from trainers.probe.attentive_head import AttentiveProbe
 from trainers.models.rope import apply_rope, grid_positions, rope_segment, rope_tables
 
 FRAMES, RES = 4, 32  # nano (patch 8, tubelet 2) -> grid (2, 4, 4), 32 tokens

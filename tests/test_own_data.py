@@ -95,11 +95,8 @@ def test_the_disk_estimate_of_a_checkpoint_is_the_file_a_run_writes(small_synth,
     """Weights and AdamW's two moments in fp32: the estimate is within 5% of the file for each stage kind (at this nano size the
     file's per-tensor overhead is 3%; at ViT sizes it vanishes)."""
     from salt_budget.experiment import load_experiment
-    from salt_budget.sweep.disk import (
-        student_checkpoint_bytes,
-        teacher_checkpoint_bytes,
-        vjepa2_checkpoint_bytes,
-    )
+    from trainers.stages import student_checkpoint_bytes, teacher_checkpoint_bytes
+    from trainers.vjepa2 import vjepa2_checkpoint_bytes
     from trainers.train import train_student, train_teacher, train_vjepa2
 
     cfg = load_experiment(None, [*MICRO, "data.dataset=lists", f"data.train_list={small_synth[1] / 'train.csv'}",

@@ -5,9 +5,9 @@ import math
 
 import torch
 
-from salt_budget.sweep.rows import probe_columns
-from trainers.evaluate import probe_task
-from trainers.stage_config import ProbeConfig
+from analysis.probe_columns import probe_columns
+from trainers.probe.attentive import probe_task
+from trainers.probe.config import ProbeConfig
 
 GRID, WIDTH, CLASSES = (2, 2, 2), 12, 4
 

@@ -22,8 +22,10 @@ from trainers.data.dataset import ClipSampler
 from trainers.data.sampling import eval_clip_indices, frame_indices
 from trainers.data.transforms import center_crop_box, view_crop_boxes
 from trainers.encoders import encoder_description
-from trainers.evaluate import _accuracy, probe_checkpoint, probe_random_init, probe_task
-from trainers.stage_config import EncoderConfig, HeadConfig, OptimConfig, ProbeConfig, ProbeTaskConfig, RunConfig
+from trainers.probe.attentive import _accuracy, probe_task
+from trainers.probe.checkpoints import probe_checkpoint, probe_random_init
+from trainers.probe.config import ProbeConfig, ProbeTaskConfig
+from trainers.stage_config import EncoderConfig, HeadConfig, OptimConfig, RunConfig
 from trainers.stage_config import TeacherConfig
 from trainers.masks import MaskConfig
 from trainers.config import from_dict
@@ -99,7 +101,7 @@ def test_without_a_probe_section_the_embedded_set_probes_its_two_tasks(embedded,
 
 def test_a_task_list_that_does_not_exist_fails_before_training(embedded, tmp_path):
     from trainers.data.clip_list import ClipListError
-    from trainers.evaluate import prepare_data
+    from trainers.probe.sets import prepare_data
 
     data, root = embedded
     listed = replace(data, dataset="lists", tasks=[], pretrain=[PretrainList(str(root / "pretrain.csv"))])

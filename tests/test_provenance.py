@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from analysis.findings import compute
+from analysis.results import Metric, floor_accuracy, from_frame, readout_name, size_order
+from analysis.schema import UNKNOWN_READOUT
 from analysis.summary import write_summary
-from analysis.tables import UNKNOWN_READOUT, Metric, floor_accuracy, from_frame, readout_name, size_order
 from fixtures.results_table import FLOOR, READOUT, results_frame
 from trainers.provenance import PROVENANCE_FILE, cpu_model, provenance, record_provenance
-from trainers.stage_config import ProbeConfig
+from trainers.probe.config import ProbeConfig
 
 
 def test_a_process_records_its_code_libraries_machine_and_threads(tmp_path):

@@ -11,7 +11,9 @@ import pytest
 from analysis.allocation import fit_share_curve
 from analysis.recommend import LEVEL, check_largest, optima_of_draws, recommend
 from analysis.recommend_text import NO_INTERVAL, format_check, format_recommendation
-from analysis.tables import REQUIRED, ReportError, from_frame
+from analysis.results import from_frame
+from analysis.schema import REQUIRED
+from analysis.tables import ReportError
 from salt_budget.cli import main
 
 BUDGETS = (1000, 2000, 4000)

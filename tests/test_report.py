@@ -10,10 +10,10 @@ import pytest
 from fixtures.results_table import results_frame, write_run
 
 from analysis import png
-from analysis.findings import compute
 from analysis.figures import all_figures
+from analysis.findings import compute
 from analysis.report import write_report
-from analysis.tables import from_frame, load_results, size_order
+from analysis.results import from_frame, load_results, size_order
 from salt_budget.cli import main
 
 FIGURES = ("pareto", "allocation", "teacher_size", "loss_accuracy", "teacher_metrics", "student_vs_teacher")

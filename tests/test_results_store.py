@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.tables import ReportError, TableDamaged, read_parquet_snapshot, read_run, rows_file_name
+from analysis.schema import rows_file_name
+from analysis.tables import ReportError, TableDamaged, read_parquet_snapshot, read_run
 from salt_budget.cli import main
 from salt_budget.sweep.results import FAILED_STEP, append_rows, compile_results, read_results
 from tests.test_sweep_run import in_processes, row

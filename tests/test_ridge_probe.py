@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.ridge_probe import RidgeFit, fit_ridge, pooled_features, ridge_probe_task, time_pooled
+from trainers.probe.ridge import RidgeFit, fit_ridge, pooled_features, ridge_probe_task, time_pooled
 
 T, TOKENS, WIDTH, CLASSES = 4, 6, 8, 5
 
@@ -89,7 +89,7 @@ def test_lambda_is_chosen_on_train_not_on_val():
 
 
 def test_bad_lambdas_are_refused():
-    from trainers.stage_config import ProbeConfig
+    from trainers.probe.config import ProbeConfig
 
     with pytest.raises(ValueError, match="ridge_lambdas"):
         ProbeConfig(kind="ridge", ridge_lambdas=[0.0]).validate()

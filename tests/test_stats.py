@@ -97,8 +97,8 @@ def test_columns_round_trip_through_a_csv(tmp_path):
 
 def _summary(frame: pd.DataFrame) -> tuple[str, object]:
     from analysis.findings import compute
+    from analysis.results import from_frame, size_order
     from analysis.summary import write_summary
-    from analysis.tables import from_frame, size_order
 
     results = from_frame(frame)
     findings = compute(results, results.metrics())

@@ -13,7 +13,8 @@ import torch
 from salt_budget.experiment import load_experiment
 from salt_budget.sweep import baselines, trial
 from salt_budget.sweep.ladder import BRANCH_FILE
-from salt_budget.sweep.plan import SweepOptions, build_plan
+from salt_budget.sweep.plan import build_plan
+from salt_budget.sweep.options import SweepOptions
 from salt_budget.sweep.plan_table import ladder_savings
 from salt_budget.sweep.teachers import ladders, train_ladder
 from salt_budget.sweep.units import student_unit

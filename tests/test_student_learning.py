@@ -30,9 +30,11 @@ from trainers import stages
 from trainers.checkpoint import save_checkpoint
 from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
-from trainers.evaluate import probe_checkpoint, probe_encoder
+from trainers.probe.checkpoints import probe_checkpoint
+from trainers.probe.encoder import probe_encoder
 from trainers.masks import MaskGenerator
-from trainers.stage_config import EncoderConfig, HeadConfig, OptimConfig, ProbeConfig, RunConfig, StudentConfig
+from trainers.probe.config import ProbeConfig
+from trainers.stage_config import EncoderConfig, HeadConfig, OptimConfig, RunConfig, StudentConfig
 from trainers.train import train_student
 
 # The learning check (learning_check below), measured 2026-12-05 on "Intel(R) Xeon(R) Processor" (lscpu's Model

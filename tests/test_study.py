@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from analysis.stats import ONE_SEED, RESOLVED
-from analysis.study import load_study, summary, tables
+from analysis.study import tables
+from analysis.study_data import load_study
+from analysis.study_summary import summary
 from salt_budget.cli import main
 from salt_budget.study.config import SHARED_SWEEP, load_study as load_study_file, study_sweeps
-from salt_budget.study.runner import plan_study
+from salt_budget.study.plan import plan_study
 from salt_budget.sweep.results import append_rows, read_results
-from salt_budget.sweep.workers import read_processes
+from salt_budget.sweep.processes import read_processes
 from tests.test_sweep_run import MICRO, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]

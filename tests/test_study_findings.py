@@ -13,7 +13,7 @@ import pytest
 
 from analysis import reference
 from analysis.stats import NOT_RESOLVED, ONE_SEED, RESOLVED, seeds_to_resolve
-from analysis.study import load_study
+from analysis.study_data import load_study
 from analysis.study_findings import summary, tables
 from analysis.study_verdicts import NOT_IN_STUDY
 from salt_budget.sweep.results import append_rows
@@ -359,7 +359,7 @@ def test_a_larger_budget_with_fewer_seeds_does_not_carry_the_verdicts(tmp_path):
 
 
 def test_a_resumed_study_states_its_time_summed_over_every_run():
-    from analysis.study import _wall_lines
+    from analysis.study_summary import _wall_lines
 
     crashed = [{"ablation": "allocation", "variant": "default", "exit_code": 3, "wall_s": 1971.4},
                {"ablation": "teacher_size", "variant": "default", "exit_code": 0, "wall_s": 1234.3}]

@@ -17,7 +17,8 @@ from salt_budget.cli import build_parser, main
 from salt_budget.experiment import load_experiment
 from salt_budget.sweep import runner
 from salt_budget.sweep.holder import HOLDER_FILE, hold, release
-from salt_budget.sweep.plan import PlanError, SweepOptions, build_plan
+from salt_budget.sweep.plan import build_plan
+from salt_budget.sweep.options import PlanError, SweepOptions
 from salt_budget.sweep.results import append_rows, read_results
 from salt_budget.sweep.rows import failed_row
 from salt_budget.sweep.summary import SweepTimes, continue_command, summarize, sweep_progress
@@ -233,11 +234,11 @@ def sweep_without_ray(tmp_path, monkeypatch):
     plan = four_plan(tmp_path, baselines=("vjepa2",))
     steps = {"teachers": lambda plan: None, "students": lambda plan, stop: [], "baselines": lambda plan: None,
              "shutdown": lambda: None}
-    monkeypatch.setattr(runner, "_start_ray", lambda address, cpus: True)
+    monkeypatch.setattr(runner, "start_ray", lambda address, cpus: True)
     monkeypatch.setattr(ray, "shutdown", lambda: steps["shutdown"]())
     monkeypatch.setattr(runner, "check_resume", lambda plan, resume: None)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr("trainers.evaluate.prepare_data", lambda data, probe: [])
+    monkeypatch.setattr("trainers.probe.sets.prepare_data", lambda data, probe: [])
     monkeypatch.setattr(runner, "probe_floors", lambda plan, units: None)
     monkeypatch.setattr(runner, "train_teachers", lambda plan, units, times: steps["teachers"](plan))
     monkeypatch.setattr(runner, "train_students", lambda plan, units, times, stop: steps["students"](plan, stop))
@@ -418,7 +419,7 @@ def test_a_sweep_stopped_by_sigterm_says_how_to_continue_and_resumes(tmp_path):
 
 def _study(tmp_path):
     from salt_budget.study.config import load_study as load_study_file, study_sweeps
-    from salt_budget.study.runner import plan_study
+    from salt_budget.study.plan import plan_study
     from tests.test_study import write_study
 
     path = write_study(tmp_path / "study.yaml", tmp_path / "runs", tmp_path / "cache", random_init_probe=False)

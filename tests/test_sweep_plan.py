@@ -7,8 +7,10 @@ import pytest
 
 from salt_budget.cli import main
 from salt_budget.experiment import load_experiment
-from salt_budget.sweep.costs import mask_tokens, student_flops_per_clip, teacher_flops_per_clip
-from salt_budget.sweep.plan import PlanError, SweepOptions, build_plan
+from trainers.stage_costs import mask_tokens
+from trainers.stages import student_flops_per_clip, teacher_flops_per_clip
+from salt_budget.sweep.plan import build_plan
+from salt_budget.sweep.options import PlanError, SweepOptions
 from salt_budget.sweep.plan_table import format_plan, plan_frame, teacher_steps_summary
 from salt_budget.sweep.teachers import ladders
 from salt_budget.sweep.units import TeacherId, probe_steps, teacher_config, teacher_key

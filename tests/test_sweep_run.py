@@ -18,8 +18,9 @@ import yaml
 
 from salt_budget.cli import main
 from salt_budget.experiment import load_experiment
-from salt_budget.sweep.costs import vjepa2_flops_per_clip
-from salt_budget.sweep.plan import PlanError, SweepOptions, build_plan
+from trainers.vjepa2 import vjepa2_flops_per_clip
+from salt_budget.sweep.plan import build_plan
+from salt_budget.sweep.options import PlanError, SweepOptions
 from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
 from salt_budget.sweep.runner import prepare_sweep_dir
 from salt_budget.sweep.trial import TeacherMissing, train_and_probe

@@ -14,13 +14,15 @@ import torch
 from trainers.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from trainers.config import ConfigError, from_dict
 from trainers.data.config import DataConfig, SyntheticConfig
-from trainers.evaluate import probe_checkpoint, probe_random_init, rankme
-from trainers.loop import PendingScalars, TrainingDiverged
+from trainers.probe.checkpoints import probe_checkpoint, probe_random_init
+from trainers.probe.encoder import rankme
+from trainers.step_metrics import PendingScalars, TrainingDiverged
 from trainers.masks import MaskConfig
 from trainers.schedules import learning_rate, weight_decay
 from trainers.stage_config import (
-    EncoderConfig, HeadConfig, OptimConfig, ProbeConfig, RunConfig, StudentConfig, TeacherConfig,
+    EncoderConfig, HeadConfig, OptimConfig, RunConfig, StudentConfig, TeacherConfig,
 )
+from trainers.probe.config import ProbeConfig
 from trainers.stages import StudentStage, TeacherStage, pixel_targets
 from trainers.train import train_student, train_teacher
 
@@ -211,7 +213,7 @@ def test_losses_are_read_back_only_at_logs_and_checkpoints(micro_data, tmp_path,
 def test_micro_batches_give_the_gradient_of_one_pass_over_the_batch(micro_data, teacher_run, kind):
     import numpy as np
 
-    from trainers.loop import backward_in_parts
+    from trainers.train_step import backward_in_parts
     from trainers.masks import MaskGenerator, MaskSet
 
     torch.manual_seed(0)
@@ -413,7 +415,8 @@ def test_teacher_and_student_steps_run_in_bf16_on_cuda(micro_data, tmp_path):
 
 def test_training_and_probing_hand_freed_memory_back(micro_data, tmp_path, monkeypatch):
     # A reused Ray worker trains and probes unit after unit: each must release what it freed (trainers/memory.py).
-    from trainers import evaluate, train
+    from trainers import train
+    from trainers.probe import checkpoints as evaluate
 
     calls = []
     monkeypatch.setattr(train, "release_memory", lambda: calls.append("train"))

@@ -27,17 +27,16 @@ from trainers.checkpoint import save_checkpoint
 from trainers.data.build import build_loader, build_pretrain_dataset, resolve_data
 from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
-from trainers.loop import backward_in_parts, param_groups, resolve_device
+from trainers.loop import param_groups, resolve_device
+from trainers.train_step import backward_in_parts
 from trainers.masks import MaskCollator, MaskGenerator
 from trainers.provenance import code_commit, cpu_model
-from trainers.stage_config import RunConfig, StudentConfig
-from trainers.stages import StudentStage, TeacherStage
-from trainers.train import train_student, train_teacher, train_vjepa2
-from trainers.vjepa2 import VJEPA2Stage
+from trainers.registry import stage_kind
+from trainers.stage_config import RunConfig
+from trainers.train import train_stage
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity).
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10G": 70.0}
-STAGES = ("teacher", "student", "vjepa2")
 
 
 @dataclass
@@ -95,8 +94,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _random_teacher(cfg: StudentConfig, data: DataConfig, folder: Path) -> Path:
-    """A teacher checkpoint with random weights of the student's size: the student step costs the same."""
+def _random_teacher(cfg: Any, data: DataConfig, folder: Path) -> Path:
+    """A teacher checkpoint with random weights of the stage's encoder size, for a stage that needs a teacher
+    (the SALT student): its step costs the same as against a trained one."""
     description = encoder_description(cfg.encoder, data)
     path = folder / "random_teacher.pt"
     save_checkpoint(path, {"kind": "teacher", "step": 0, "encoder": description,
@@ -116,8 +116,7 @@ def _loop_times(kind: str, cfg: Any, data: DataConfig, folder: Path, warmup: int
                         checkpoint_every=10**9, keep_last=1)
     if warmup % per_window:
         raise ValueError(f"warm-up steps {warmup} must be a multiple of the window {per_window}")
-    trainer = {"teacher": train_teacher, "student": train_student, "vjepa2": train_vjepa2}[kind]
-    trainer(cfg, data, folder, seed=0, progress=False)
+    train_stage(kind, cfg, data, folder, seed=0, progress=False)
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     timed = [row for row in rows if row["step"] > warmup]
     walls = [b["wall_s"] - a["wall_s"] for a, b in zip(rows, rows[1:]) if b["step"] > warmup]
@@ -184,20 +183,19 @@ def run_versions() -> dict[str, str]:
 
 def bench_stage(kind: str, experiment: Any, *, warmup: int = 4, windows: int = 3, per_window: int = 4,
                 repeats: int = 1, matmul_size: int | None = None) -> BenchResult:
-    """Time `kind` ('teacher', 'student', 'vjepa2') as the experiment configures it: `repeats` loop runs of
+    """Time stage kind `kind` (trainers/registry.py) as the experiment configures it: `repeats` loop runs of
     `windows` x `per_window` timed steps after `warmup`, each followed by a reference run."""
-    if kind not in STAGES:
-        raise ValueError(f"unknown stage {kind!r}; choose from {', '.join(STAGES)}")
+    entry = stage_kind(kind)
     data = experiment.data
-    cfg = copy.deepcopy(getattr(experiment, kind))
+    cfg = copy.deepcopy(experiment.stage_config(kind))
     device = resolve_device(cfg.run.device)
     loop_memory = 0
     with tempfile.TemporaryDirectory(prefix="salt-bench-") as tmp:
         folder = Path(tmp)
-        if kind == "student":
+        if entry.needs_teacher:
             cfg.teacher_checkpoint = str(_random_teacher(cfg, data, folder))
         torch.manual_seed(0)
-        stage = {"teacher": TeacherStage, "student": StudentStage, "vjepa2": VJEPA2Stage}[kind](cfg, data)
+        stage = entry.stage_class(cfg, data)
         # Reference and loop alternate, the reference first and last: a machine's speed drifts (clock boost,
         # caches, a neighbour's load) by as much as the difference measured, and alternating spreads the drift
         # over both sides of the ratio.

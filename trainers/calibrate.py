@@ -20,12 +20,10 @@ import torch
 
 from trainers.bench import _random_teacher
 from trainers.data.config import DataConfig
-from trainers.loop import backward_in_parts, param_groups, resolve_device
+from trainers.loop import param_groups, resolve_device
+from trainers.train_step import backward_in_parts
 from trainers.masks import MaskGenerator
-from trainers.stages import StudentStage, TeacherStage
-from trainers.vjepa2 import VJEPA2Stage
-
-_STAGES = {"teacher": TeacherStage, "student": StudentStage, "vjepa2": VJEPA2Stage}
+from trainers.registry import stage_kind
 
 
 def calibrate_stage(kind: str, cfg: Any, data: DataConfig, *, batch: int = 2, warmup: int = 1,
@@ -42,14 +40,15 @@ def calibrate_stage(kind: str, cfg: Any, data: DataConfig, *, batch: int = 2, wa
 
 
 def _calibrate(kind: str, cfg: Any, data: DataConfig, batch: int, warmup: int, steps: int) -> float:
+    entry = stage_kind(kind)
     cfg = copy.deepcopy(cfg)
     cfg.optim.batch_size, cfg.run.micro_batch = batch, None
     device = resolve_device(cfg.run.device)
     with tempfile.TemporaryDirectory(prefix="salt-calibrate-") as tmp:
-        if kind == "student":
+        if entry.needs_teacher:
             cfg.teacher_checkpoint = str(_random_teacher(cfg, data, Path(tmp)))
         torch.manual_seed(0)
-        stage = _STAGES[kind](cfg, data)
+        stage = entry.stage_class(cfg, data)
     autocast = device.type == "cuda" and cfg.run.precision == "bf16"
     stage.to(device, torch.bfloat16 if autocast else None)
     optimizer = torch.optim.AdamW(param_groups(stage.trainable), lr=cfg.optim.lr)

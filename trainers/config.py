@@ -1,28 +1,25 @@
-"""Typed configs: dataclasses built from YAML files plus dotted command-line overrides.
+"""Typed configs: dataclasses built from plain data, and back.
 
 Each stage declares one (possibly nested) config dataclass; this module turns plain YAML data
 into it with strict checking, so that a typo or a wrong type fails at start-up with the dotted
-key path, the file, and the fix, instead of hours into a run.
+key path, the file, and the fix, instead of hours into a run. Reading YAML files and command-line
+overrides is trainers/config_files.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import difflib
 import functools
 import hashlib
 import json
-import os
-import re
-import tempfile
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePath
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any, Literal, TypeVar, Union
-
-import yaml
 
 T = TypeVar("T")
 
@@ -46,21 +43,19 @@ class ConfigError(ValueError):
 _LINES: contextvars.ContextVar[tuple[str, dict[str, int]]] = contextvars.ContextVar("_LINES", default=("", {}))
 
 
-# PyYAML follows YAML 1.1, where "1e-3" and "5e4" are strings; configs mean numbers there.
-# The same resolver goes on the dumper, so a *string* "1e-3" is quoted and survives a round trip.
-_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+@contextlib.contextmanager
+def lines_of_file(file: str, lines: dict[str, int]) -> Iterator[None]:
+    """While a config read from `file` is built, its errors name the line of each key path (`lines`)."""
+    token = _LINES.set((file, lines))
+    try:
+        yield
+    finally:
+        _LINES.reset(token)
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-for _cls in (_Loader, _Dumper):
-    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
+# A field added after configs were hashed and saved: to_dict writes it only when it differs from its default,
+# so every config that leaves it unset keeps its hash (unit keys, feature caches) and its saved file.
+WRITTEN_WHEN_SET = {"written_when_set": True}
 
 
 def _line_of(path: str) -> str | None:
@@ -79,22 +74,6 @@ def _where(source: str, path: str) -> str:
     if line:
         return f"{line}: {key}" + (" (+ command-line overrides)" if source.endswith("+ overrides") else "")
     return f"{source}: {key}" if source else key
-
-
-def _key_lines(node: yaml.Node, path: str = "") -> dict[str, int]:
-    """1-based line of every key path of a composed YAML document (list items as path[i])."""
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            sub = f"{path}.{key.value}" if path else str(key.value)
-            lines[sub] = key.start_mark.line + 1
-            lines.update(_key_lines(value, sub))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            sub = f"{path}[{i}]"
-            lines[sub] = item.start_mark.line + 1
-            lines.update(_key_lines(item, sub))
-    return lines
 
 
 def _type_name(hint: Any) -> str:
@@ -306,7 +285,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "") -> T:
 def _plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         # init=False fields are derived; writing them out would make from_dict reject the file.
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.init and not (f.metadata.get("written_when_set") and getattr(obj, f.name) == _default(f))}
     if isinstance(obj, Mapping):
         return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -316,6 +296,10 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def to_dict(obj: Any) -> dict:
     """Plain YAML/JSON-ready data (tuples -> lists, paths -> str) that from_dict reads back."""
     if not isinstance(obj, Mapping) and not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
@@ -323,41 +307,9 @@ def to_dict(obj: Any) -> dict:
     return _plain(obj)
 
 
-def parse_overrides(items: Sequence[str]) -> dict:
-    """["a.b=1", "c=[x, y]"] -> {"a": {"b": 1}, "c": ["x", "y"]}; a later item wins over an earlier one."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(p.strip() for p in parts):
-            raise ConfigError(f"override {item!r} is malformed; write it as key.path=value, e.g. train.lr=1e-3")
-        try:
-            value = yaml.load(raw, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            why = getattr(exc, "problem", None) or exc
-            raise ConfigError(f"override {item!r}: value {raw!r} is not valid YAML ({why}); quote it") from None
-        node = result
-        for i, part in enumerate(parts[:-1]):
-            node = node.setdefault(part.strip(), {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with an earlier override of '{'.'.join(parts[: i + 1])}'")
-        node[parts[-1].strip()] = value
-    return result
-
-
-def merge(base: Mapping, override: Mapping) -> dict:
-    """Deep merge into a new dict: mappings merge key by key, anything else (lists too) is replaced."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _check_override_keys(cls: type, data: Mapping, path: str) -> None:
-    # Checked before merging so that a typo on the command line is blamed on the command line.
+def check_override_keys(cls: type, data: Mapping, path: str = "") -> None:
+    """The keys of parsed command-line overrides against `cls`, checked before merging so that a typo on the
+    command line is blamed on the command line."""
     _check_keys(cls, data, path, "command-line overrides")
     hints = _hints(cls)
     for key, value in data.items():
@@ -365,75 +317,7 @@ def _check_override_keys(cls: type, data: Mapping, path: str) -> None:
         union = typing.get_origin(hint) in (Union, types.UnionType)
         nested = [a for a in (typing.get_args(hint) if union else (hint,)) if dataclasses.is_dataclass(a)]
         if len(nested) == 1 and isinstance(value, Mapping):
-            _check_override_keys(nested[0], value, f"{path}.{key}" if path else key)
-
-
-def load_config(
-    cls: type[T],
-    path: str | os.PathLike | None = None,
-    overrides: Sequence[str] = (),
-    *,
-    base: Mapping | None = None,
-) -> T:
-    """`base`, then the YAML file at `path`, then `overrides` (key.path=value), built into `cls`."""
-    data: dict[str, Any] = merge({}, base or {})
-    source = ""
-    lines: dict[str, int] = {}
-    if path is not None:
-        source = os.fspath(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {source}; check the path") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {source}: {exc}") from None
-        try:
-            loaded = yaml.load(text, Loader=_Loader)
-            lines = _key_lines(yaml.compose(text, Loader=_Loader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-            what = "; ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None))
-                             if part) or str(exc)
-            raise ConfigError(f"{where}: not valid YAML: {what}") from None
-        if loaded is None:  # an empty file means "all defaults"
-            loaded = {}
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(
-                f"{source}: the top level must be a mapping of keys, got {type(loaded).__name__}; write key: value lines"
-            )
-        data = merge(data, loaded)
-    parsed = parse_overrides(overrides)
-    if parsed:
-        _check_override_keys(cls, parsed, "")
-        data = merge(data, parsed)
-        source = f"{source} + overrides" if source else "command-line overrides"
-        # A value given on the command line has no line in the file.
-        overridden = [item.partition("=")[0].strip() for item in overrides]
-        lines = {k: v for k, v in lines.items() if not any(k == o or k.startswith(f"{o}.") for o in overridden)}
-    token = _LINES.set((os.fspath(path), lines) if path is not None else ("", {}))
-    try:
-        return from_dict(cls, data, source=source)
-    finally:
-        _LINES.reset(token)
-
-
-def save_config(obj: Any, path: str | os.PathLike) -> None:
-    """Write `obj` as YAML in field order, atomically, so a crash never leaves a half-written config."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.dump(to_dict(obj), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved config should be readable like any file
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            check_override_keys(nested[0], value, f"{path}.{key}" if path else key)
 
 
 def config_hash(obj: Any, length: int = 12) -> str:

@@ -18,8 +18,8 @@ from trainers.data.clip_list import (
 from trainers.data.config import DataConfig
 from trainers.data.dataset import VideoClipDataset
 from trainers.data.synthetic import cache_key
-from trainers.evaluate import ProbeSet, probe_sets
-from trainers.stage_config import ProbeConfig
+from trainers.probe.config import ProbeConfig
+from trainers.probe.sets import ProbeSet, probe_sets
 
 # A dry run stats this many clip paths per list, spread over it: enough to catch a wrong root folder or a list
 # written on another machine, in seconds even on a parallel file system where a full walk would take minutes.

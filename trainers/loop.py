@@ -8,59 +8,30 @@ restarts at the same sample (sample order, augmentation and masks are functions 
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any
 
 import torch
 import yaml
 from torch import nn
 
 from trainers.checkpoint import CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
-from trainers.config import ConfigError, save_config, to_dict
+from trainers.config import ConfigError, to_dict
+from trainers.config_files import save_config
 from trainers.data.build import build_loader, build_pretrain_dataset, resolve_data
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
-from trainers.data.transforms import normalize_clips
-from trainers.distributed import average_gradients, barrier, ranks_from_environment, sum_over_ranks
-from trainers.masks import MaskCollator, MaskConfig, MaskGenerator, MaskSet
+from trainers.distributed import Ranks, barrier, ranks_from_environment, sum_over_ranks
+from trainers.masks import MaskCollator, MaskGenerator
 from trainers.provenance import record_provenance
-from trainers.schedules import learning_rate, weight_decay
 from trainers.stage_config import OptimConfig, RunConfig
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-class Stage(Protocol):
-    kind: str
-    trainable: nn.Module
-    grid: tuple[int, int, int]
-    masks: MaskConfig
-
-    def to(self, device: torch.device, frozen_dtype: torch.dtype | None = None) -> None:
-        """Move to `device`; a frozen network (the SALT student's teacher) may also be cast to `frozen_dtype`
-        (bf16 under bf16 autocast: half the memory, no per-step weight casts). Trained weights stay fp32."""
-        ...
-
-    def loss(self, clips: torch.Tensor, masks: list[MaskSet]) -> torch.Tensor: ...
-
-    def flops_per_clip(self, masks: list[MaskSet]) -> float: ...
-
-    def after_step(self, step: int) -> dict[str, float | torch.Tensor]:
-        """Work that follows optimiser step `step` (1-based; the baseline's EMA update), and scalars of the
-        step to average into metrics.jsonl (its target_std), as floats or 0-d tensors (read back with the
-        loss, at the next log); the SALT stages do nothing."""
-        ...
-
-    def checkpoint_state(self) -> dict[str, Any]: ...
-
-    def load_state(self, payload: dict[str, Any], path: Path | str) -> None: ...
+from trainers.stage_protocol import Stage
+from trainers.step_metrics import StepLog, truncate_metrics
+from trainers.train_step import train_step
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,37 +59,6 @@ class LoopState:
     position: int = 0  # samples of `epoch` already consumed
     flops: float = 0.0
     wall_s: float = 0.0
-
-
-class PendingScalars:
-    """Per-step scalars left on the device until a log or a checkpoint reads them back in one transfer:
-    a `.item()` per step would make the host wait for every step's kernels (a GPU idles meanwhile)."""
-
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-        self.values: list[dict[str, torch.Tensor]] = []
-
-    def add(self, step: int, values: dict[str, torch.Tensor]) -> None:
-        self.steps.append(step)
-        self.values.append({key: value.detach().float().reshape(()) for key, value in values.items()})
-
-    def read(self, kind: str, last_good: Path | None) -> dict[str, float]:
-        """Sums over the pending steps; raises TrainingDiverged naming the first step whose loss is not finite."""
-        if not self.steps:
-            return {}
-        keys = list(self.values[0])
-        table = torch.stack([torch.stack([v[k] for k in keys]) for v in self.values]).cpu()
-        steps, self.steps, self.values = self.steps, [], []
-        losses = table[:, keys.index("loss")]
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            first = int(bad[0])
-            where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
-            raise TrainingDiverged(
-                f"{kind} loss is {float(losses[first])} at step {steps[first]}; stopped ({where}). "
-                f"Lower optim.lr or check the data."
-            )
-        return dict(zip(keys, table.sum(0).tolist()))
 
 
 def _batches(loader: ClipLoader, state: LoopState, batch_size: int) -> Iterator[dict[str, Any]]:
@@ -160,12 +100,53 @@ def make_deterministic(device: torch.device) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metrics logged after the checkpoint we resume from, so no step appears twice."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _resume(
+    stage: Stage, optimizer: torch.optim.Optimizer, ckpt_dir: Path, init_from: str | os.PathLike | None, *,
+    optim: OptimConfig, metrics_path: Path, ranks: Ranks, progress: bool,
+) -> tuple[LoopState, Path | None]:
+    """The loop's state, and the run's last good checkpoint: loaded from the run's last checkpoint, or for a
+    fresh run from `init_from` where given (a branch), else a new state."""
+    existing = list_checkpoints(ckpt_dir)
+    last_good = existing[-1][1] if existing else None
+    source = last_good or (Path(init_from) if init_from else None)
+    if source is None:
+        return LoopState(), None
+    payload = load_checkpoint(source)
+    stage.load_state(payload, source)
+    try:
+        optimizer.load_state_dict(payload["optimizer"])
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(f"{source}: optimiser state does not fit this model ({error})") from error
+    state = LoopState(**payload["loop"])
+    if state.step > optim.steps:
+        raise ConfigError(f"{source} is at step {state.step}, past optim.steps={optim.steps}")
+    if ranks.main:
+        truncate_metrics(metrics_path, state.step)
+    if progress:
+        print(f"[{stage.kind}] continuing from {source} at step {state.step}", flush=True)
+    return state, last_good
+
+
+def _save(
+    stage: Stage, optimizer: torch.optim.Optimizer, state: LoopState, ckpt_dir: Path, *, config: dict[str, Any],
+    run: RunConfig, final_step: int, ranks: Ranks,
+) -> Path:
+    """The checkpoint of the step `state` is at (written by the main process only), then the periodic ones
+    beyond the last run.keep_last removed: those of run.checkpoint_steps and the final step are kept."""
+    path = checkpoint_path(ckpt_dir, state.step)
+    if not ranks.main:
+        return path
+    save_checkpoint(path, {
+        "kind": stage.kind, "step": state.step, **stage.checkpoint_state(),
+        "optimizer": optimizer.state_dict(), "loop": vars(state).copy(), "config": config,
+    })
+    keep = set(run.checkpoint_steps)
+    periodic = [(s, p) for s, p in list_checkpoints(ckpt_dir) if s not in keep and s != final_step]
+    for _, old in periodic[: max(0, len(periodic) - run.keep_last)]:
+        old.unlink(missing_ok=True)
+    return path
 
 
 def train(
@@ -222,125 +203,36 @@ def train(
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
                                   fused=device.type == "cuda")
     end = optim.steps if stop_at is None else min(int(stop_at), optim.steps)
-    state = LoopState()
-    existing = list_checkpoints(ckpt_dir)
-    source = existing[-1][1] if existing else (Path(init_from) if init_from else None)
-    if source is not None:
-        payload = load_checkpoint(source)
-        stage.load_state(payload, source)
-        try:
-            optimizer.load_state_dict(payload["optimizer"])
-        except (ValueError, KeyError) as error:
-            raise CheckpointError(f"{source}: optimiser state does not fit this model ({error})") from error
-        state = LoopState(**payload["loop"])
-        if state.step > optim.steps:
-            raise ConfigError(f"{source} is at step {state.step}, past optim.steps={optim.steps}")
-        if ranks.main:
-            _truncate_metrics(metrics_path, state.step)
-        if progress:
-            print(f"[{stage.kind}] continuing from {source} at step {state.step}", flush=True)
-
-    model_step = stage.loss
-    if run.compile:
-        model_step = torch.compile(stage.loss)
+    state, last_good = _resume(stage, optimizer, ckpt_dir, init_from, optim=optim, metrics_path=metrics_path,
+                               ranks=ranks, progress=progress)
+    loss_fn = torch.compile(stage.loss) if run.compile else stage.loss
     keep = set(run.checkpoint_steps)
 
-    def save(step: int) -> Path:
-        path = checkpoint_path(ckpt_dir, step)
-        if not ranks.main:
-            return path
-        save_checkpoint(path, {
-            "kind": stage.kind, "step": step, **stage.checkpoint_state(),
-            "optimizer": optimizer.state_dict(), "loop": vars(state).copy(), "config": config,
-        })
-        periodic = [(s, p) for s, p in list_checkpoints(ckpt_dir) if s not in keep and s != optim.steps]
-        for _, old in periodic[: max(0, len(periodic) - run.keep_last)]:
-            old.unlink(missing_ok=True)
-        return path
-
     stream = _batches(loader, state, micro * ranks.world)  # the epoch's position counts every process's clips
-    last_good = existing[-1][1] if existing else None
-    pending = PendingScalars()
-    window: dict[str, float] = {}
-    window_start = time.perf_counter()
+    log = StepLog(stage.kind, optim.steps, progress)
     step_flops = 0.0  # this process's, since the last read-back
     with open(metrics_path if ranks.main else os.devnull, "a") as metrics_file:
         while state.step < end:
             started = time.perf_counter()
             parts = [next(stream) for _ in range(passes)]
             waited = time.perf_counter() - started
-            lr, wd = learning_rate(state.step, optim), weight_decay(state.step, optim)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-                if group["apply_wd"]:
-                    group["weight_decay"] = wd
-            flops = sum(stage.flops_per_clip(part["masks"]) * len(part["video"]) for part in parts)
-            optimizer.zero_grad(set_to_none=True)
-            loss = backward_in_parts(model_step, parts, data, device, autocast)
-            loss = average_gradients(trainable, loss, ranks)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                trainable, optim.grad_clip if optim.grad_clip > 0 else float("inf")
-            )
-            optimizer.step()
+            result = train_step(stage, loss_fn, optimizer, trainable, parts, step=state.step, optim=optim, data=data,
+                                device=device, autocast=autocast, ranks=ranks)
             state.step += 1
-            logged = stage.after_step(state.step)
-            on_device = {key: value for key, value in logged.items() if isinstance(value, torch.Tensor)}
-            pending.add(state.step, {"loss": loss, "grad_norm": grad_norm, **on_device})
-            step_flops += flops
+            log.add(state.step, result, parts, waited, ranks.world)
+            step_flops += result.flops
             state.wall_s += time.perf_counter() - started
-            for key, amount in [("data_wait_s", waited),
-                                ("clips", sum(len(part["video"]) for part in parts) * ranks.world),
-                                ("n", 1),
-                                *((k, v / len(parts)) for part in parts for k, v in part["mask_stats"].items()),
-                                *((k, v) for k, v in logged.items() if k not in on_device)]:
-                window[key] = window.get(key, 0.0) + amount
             checkpoint_due = (state.step % run.checkpoint_every == 0 or state.step in keep
                               or state.step == optim.steps or state.step == end)
             log_due = state.step % run.log_every == 0 or state.step == optim.steps or state.step == end
             if log_due or checkpoint_due:  # never write a checkpoint before its steps' losses are known finite
-                for key, amount in pending.read(stage.kind, last_good).items():
-                    window[key] = window.get(key, 0.0) + amount
+                log.read_back(last_good)
                 state.flops += sum_over_ranks(step_flops, ranks, device)
                 step_flops = 0.0
             if log_due:
-                elapsed = time.perf_counter() - window_start
-                n = window.pop("n")
-                row = {"step": state.step, "loss": window.pop("loss") / n, "lr": lr, "wd": wd,
-                       "grad_norm": window.pop("grad_norm") / n, "clips_per_s": window.pop("clips") / elapsed,
-                       "data_wait_share": window["data_wait_s"] / elapsed, "data_wait_s": window.pop("data_wait_s"),
-                       **{k: v / n for k, v in window.items()}, "flops": state.flops, "wall_s": state.wall_s}
-                metrics_file.write(json.dumps(row) + "\n")
-                metrics_file.flush()
-                if progress:
-                    eta = (optim.steps - state.step) * state.wall_s / max(1, state.step)
-                    print(f"[{stage.kind}] step {state.step}/{optim.steps} loss {row['loss']:.4f} lr {lr:.2e} "
-                          f"{row['clips_per_s']:.1f} clips/s data {row['data_wait_share']:.0%} "
-                          f"eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
-                window, window_start = {}, time.perf_counter()
+                log.write(metrics_file, state.step, result.lr, result.wd, state.flops, state.wall_s)
             if checkpoint_due:
-                last_good = save(state.step)
+                last_good = _save(stage, optimizer, state, ckpt_dir, config=config, run=run, final_step=optim.steps,
+                                  ranks=ranks)
     barrier(ranks)  # every process returns once the final checkpoint is written
     return checkpoint_path(ckpt_dir, max(end, state.step))
-
-
-def mask_to_device(mask: MaskSet, device: torch.device) -> MaskSet:
-    move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-    return MaskSet(move(mask.context), move(mask.target), move(mask.context_valid), move(mask.target_valid))
-
-
-def backward_in_parts(
-    loss_fn: Any, parts: Sequence[dict[str, Any]], data: DataConfig, device: torch.device, autocast: bool,
-) -> torch.Tensor:
-    """Backward of the mean loss of a step's micro-batches (host batches: uint8 "video" and its "masks"),
-    each moved to the device and normalised only when its turn comes; returns that mean, detached. Equal
-    micro-batches whose rows hold equal token counts give the gradient of one pass over their union
-    (tests/test_training.py); one part is the plain step."""
-    losses = []
-    for part in parts:
-        clips = normalize_clips(part["video"].to(device, non_blocking=True), data.mean, data.std)
-        masks = [mask_to_device(mask, device) for mask in part["masks"]]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_fn(clips, masks)
-        (loss / len(parts)).backward()
-        losses.append(loss.detach())
-    return losses[0] if len(parts) == 1 else torch.stack(losses).float().mean()

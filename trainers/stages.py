@@ -21,11 +21,14 @@ from trainers.checkpoint import CheckpointError, load_checkpoint, load_state
 from trainers.config import ConfigError
 from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
-from trainers.flops import param_count, student_step_flops, teacher_step_flops
+from trainers.flops import (
+    param_count, predictor_param_count, student_step_flops, teacher_step_flops, vit_param_count,
+)
 from trainers.masks import MaskSet
 from trainers.models.predictor import Predictor, pixel_decoder
 from trainers.models.vit import patchify
 from trainers.stage_config import StudentConfig, TeacherConfig
+from trainers.stage_costs import checkpoint_bytes, config_spec, stage_mask_tokens
 
 
 def _gather(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -199,6 +202,40 @@ class StudentStage:
         check_kind(payload, self.kind, path)
         load_state(self.encoder, payload["encoder_state"], "student encoder", path)
         load_state(self.predictor, payload["head_state"], "predictor", path)
+
+
+def _teacher_params(cfg: TeacherConfig) -> tuple[int, int]:
+    spec = config_spec(cfg.encoder)
+    pixels = 3 * spec.tubelet_size * spec.patch_size**2
+    return vit_param_count(spec), predictor_param_count(spec.width, pixels, width=cfg.decoder.width,
+                                                        depth=cfg.decoder.depth)
+
+
+def _student_params(cfg: StudentConfig, teacher: TeacherConfig) -> tuple[int, int]:
+    spec, teacher_spec = config_spec(cfg.encoder), config_spec(teacher.encoder)
+    return vit_param_count(spec), predictor_param_count(spec.width, teacher_spec.width, width=cfg.predictor.width,
+                                                        depth=cfg.predictor.depth)
+
+
+def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig, teacher: None = None) -> float:
+    """TeacherStage.flops_per_clip at the mask generator's expected token counts, before anything is built."""
+    _, _, context, target = stage_mask_tokens(cfg, data)
+    return teacher_step_flops(*_teacher_params(cfg), context, context + target)
+
+
+def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: DataConfig) -> float:
+    """StudentStage.flops_per_clip against a teacher of config `teacher`, before anything is built."""
+    _, grid, context, target = stage_mask_tokens(cfg, data)
+    return student_step_flops(*_student_params(cfg, teacher), vit_param_count(config_spec(teacher.encoder)),
+                              context, context + target, float(grid[0] * grid[1] * grid[2]))
+
+
+def teacher_checkpoint_bytes(cfg: TeacherConfig, teacher: None = None) -> float:
+    return checkpoint_bytes(sum(_teacher_params(cfg)))
+
+
+def student_checkpoint_bytes(cfg: StudentConfig, teacher: TeacherConfig) -> float:
+    return checkpoint_bytes(sum(_student_params(cfg, teacher)))  # the frozen teacher stays in its own file
 
 
 def check_kind(payload: dict[str, Any], kind: str, path: Path | str) -> None:

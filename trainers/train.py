@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -11,20 +12,17 @@ from trainers.config import to_dict
 from trainers.data.config import DataConfig
 from trainers.loop import train
 from trainers.memory import release_memory
+from trainers.registry import stage_kind
 from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
-from trainers.stages import StudentStage, TeacherStage
-from trainers.vjepa2 import VJEPA2Stage
-
-StageConfig = TeacherConfig | StudentConfig | VJEPA2Config
 
 
-def _train_stage(
-    stage_class: type[TeacherStage] | type[StudentStage] | type[VJEPA2Stage], cfg: StageConfig, data: DataConfig,
-    run_dir: str | os.PathLike, seed: int, init_from: str | os.PathLike | None, progress: bool,
-    stop_at: int | None = None,
+def train_stage(
+    kind: str, cfg: Any, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
+    init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
+    """Train a stage of any registered kind (trainers/registry.py), `cfg` its config. Returns the final checkpoint."""
     torch.manual_seed(seed)  # the initial weights are part of what the seed reproduces
-    stage = stage_class(cfg, data)
+    stage = stage_kind(kind).stage_class(cfg, data)
     config = {"kind": stage.kind, "seed": seed, "data": to_dict(data), stage.kind: to_dict(cfg)}
     try:
         return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
@@ -34,22 +32,13 @@ def _train_stage(
         release_memory()
 
 
-def train_stage(
-    kind: str, cfg: StageConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
-    init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
-) -> Path:
-    """Train a stage of any registered kind (trainers/registry.py). Returns the final checkpoint."""
-    from trainers.registry import stage_kind
-
-    return _train_stage(stage_kind(kind).stage_class, cfg, data, run_dir, seed, init_from, progress, stop_at)
-
-
 def train_teacher(
     cfg: TeacherConfig, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
     init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
     """Stage 1 (V-Pixel). Returns the final checkpoint."""
-    return _train_stage(TeacherStage, cfg, data, run_dir, seed, init_from, progress, stop_at)
+    return train_stage("teacher", cfg, data, run_dir, seed=seed, init_from=init_from, progress=progress,
+                       stop_at=stop_at)
 
 
 def train_student(
@@ -57,7 +46,8 @@ def train_student(
     init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
     """Stage 2 (SALT) against the frozen teacher at cfg.teacher_checkpoint. Returns the final checkpoint."""
-    return _train_stage(StudentStage, cfg, data, run_dir, seed, init_from, progress, stop_at)
+    return train_stage("student", cfg, data, run_dir, seed=seed, init_from=init_from, progress=progress,
+                       stop_at=stop_at)
 
 
 def train_vjepa2(
@@ -65,4 +55,5 @@ def train_vjepa2(
     init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
 ) -> Path:
     """The V-JEPA 2 baseline (EMA target). Returns the final checkpoint; its encoder_state is the EMA copy."""
-    return _train_stage(VJEPA2Stage, cfg, data, run_dir, seed, init_from, progress, stop_at)
+    return train_stage("vjepa2", cfg, data, run_dir, seed=seed, init_from=init_from, progress=progress,
+                       stop_at=stop_at)

@@ -28,16 +28,12 @@ from torch import nn
 from trainers.checkpoint import load_state
 from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
-from trainers.flops import param_count, vjepa2_step_flops
+from trainers.flops import param_count, predictor_param_count, vit_param_count, vjepa2_step_flops
 from trainers.masks import MaskSet
 from trainers.models.predictor import Predictor
 from trainers.stage_config import VJEPA2Config
+from trainers.stage_costs import checkpoint_bytes, config_spec, stage_mask_tokens
 from trainers.stages import check_kind, latent_prediction_loss, latent_targets, token_counts
-
-# Below this target_std a run is flagged as collapsed. Measured 2026-11-27 on a batch of the synthetic set:
-# 0.90 for a random-init tiny encoder, 0.70-0.87 for V-Pixel teachers and SALT students trained 1,000-2,000
-# steps; every token at one vector plus 1% noise gives 0.01.
-COLLAPSE_STD = 0.1
 
 
 def ema_momentum(step: int, momentum: tuple[float, float], steps: int) -> float:
@@ -113,3 +109,20 @@ class VJEPA2Stage:
         load_state(self.ema, payload["encoder_state"], "EMA encoder", path)
         load_state(self.encoder, payload["online_state"], "online encoder", path)
         load_state(self.predictor, payload["head_state"], "predictor", path)
+
+
+def _params(cfg: VJEPA2Config) -> tuple[int, int]:
+    spec = config_spec(cfg.encoder)
+    return vit_param_count(spec), predictor_param_count(spec.width, spec.width, width=cfg.predictor.width,
+                                                        depth=cfg.predictor.depth)
+
+
+def vjepa2_flops_per_clip(cfg: VJEPA2Config, data: DataConfig, teacher: None = None) -> float:
+    """VJEPA2Stage.flops_per_clip at the mask generator's expected token counts, before anything is built."""
+    _, grid, context, target = stage_mask_tokens(cfg, data)
+    return vjepa2_step_flops(*_params(cfg), context, context + target, float(grid[0] * grid[1] * grid[2]))
+
+
+def vjepa2_checkpoint_bytes(cfg: VJEPA2Config, teacher: None = None) -> float:
+    encoder, predictor = _params(cfg)
+    return checkpoint_bytes(encoder + predictor, saved_frozen=encoder)  # + the EMA copy

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from salt_budget.commands.common import add_experiment_args, load
+from salt_budget.commands.train import StageChoices
 
 
 def add_parser(commands) -> None:
@@ -20,8 +21,8 @@ def add_parser(commands) -> None:
         "salt-budget data bench.",
     )
     add_experiment_args(bench)
-    bench.add_argument("--stage", choices=["teacher", "student", "vjepa2", "probe"], default="student",
-                       help="a training stage, or probe: feature extraction by the frozen student encoder and the "
+    bench.add_argument("--stage", choices=StageChoices("probe"), default="student",
+                       help="a training stage (a registered stage kind), or probe: feature extraction by the frozen student encoder and the "
                        "probe head's fit, with an estimate of probing one checkpoint")
     bench.add_argument("--model", default=None, metavar="PRESET", help="encoder preset of the stage (e.g. vit_large)")
     bench.add_argument("--batch-size", "--batch", dest="batch", type=int, default=None,
@@ -67,7 +68,7 @@ def _mfu_peak_text(mfu_peak: float | None) -> str:
 
 
 def _bench_probe(args: argparse.Namespace, cfg):
-    from trainers.bench_probe import bench_probe
+    from trainers.probe.bench import bench_probe
 
     if args.batch:
         cfg.probe.extract_batch_size = args.batch
@@ -94,7 +95,7 @@ def _bench_probe(args: argparse.Namespace, cfg):
 def _bench_training_stage(args: argparse.Namespace, cfg):
     from trainers.bench import bench_stage
 
-    stage = getattr(cfg, args.stage)
+    stage = cfg.stage_config(args.stage)
     if args.model:
         stage.encoder.preset = args.model
     if args.batch:

@@ -79,7 +79,8 @@ def add_parser(commands) -> None:
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
-    from trainers.config import from_dict, merge, parse_overrides, to_dict
+    from trainers.config import from_dict, to_dict
+    from trainers.config_files import merge, parse_overrides
     from trainers.data.config import SyntheticConfig
     from trainers.data.synthetic import generate_synthetic
 

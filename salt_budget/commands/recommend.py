@@ -43,7 +43,7 @@ def _sweep_dirs(run_dirs: list[Path]) -> list[Path]:
     ablations change the teacher or its masks, which a fit across budgets must not mix in)."""
     import json
 
-    from analysis.study import is_study
+    from analysis.study_data import is_study
     from analysis.tables import ReportError
 
     if len(run_dirs) != 1 or not is_study(run_dirs[0]):
@@ -59,7 +59,8 @@ def _sweep_dirs(run_dirs: list[Path]) -> list[Path]:
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from analysis.recommend import check_largest, recommend
     from analysis.recommend_text import format_check, format_recommendation
-    from analysis.tables import ReportError, load_results
+    from analysis.results import load_results
+    from analysis.tables import ReportError
 
     results = load_results(_sweep_dirs([Path(d) for d in args.run_dirs]))
     column = f"acc_{args.task}"

@@ -26,7 +26,7 @@ def add_parser(commands) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import parse_formats, write_report
-    from analysis.study import is_study
+    from analysis.study_data import is_study
     from analysis.study_report import write_study_report
     from analysis.tables import ReportError
 

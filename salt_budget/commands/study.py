@@ -44,10 +44,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
         select_ablations,
         study_sweeps,
     )
+    from salt_budget.study.plan import plan_study
     from salt_budget.study.plan_text import study_table
-    from salt_budget.study.runner import plan_study, run_study
+    from salt_budget.study.runner import run_study
     from salt_budget.study.schedule import machine_cpus
-    from salt_budget.sweep.plan import PlanError
+    from salt_budget.sweep.options import PlanError
     from salt_budget.sweep.plan_table import format_plan, plan_frame
 
     if args.cpus is not None and args.cpus < 1:

@@ -93,7 +93,7 @@ def refuse_long_run(plan, frame, workers: int) -> None:
     """A sweep of many hours on this machine, or of a time this machine cannot price, starts only with --yes."""
     import math
 
-    from salt_budget.sweep.plan import PlanError
+    from salt_budget.sweep.options import PlanError
     from salt_budget.sweep.plan_table import _duration, baseline_frame
 
     seconds = list(frame["predicted_s"])
@@ -117,7 +117,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from salt_budget.experiment import load_experiment
     from salt_budget.sweep.calibration import calibrate_plan
     from salt_budget.sweep.disk import disk_lines
-    from salt_budget.sweep.plan import SweepOptions, build_plan
+    from salt_budget.sweep.plan import build_plan
+    from salt_budget.sweep.options import SweepOptions
     from salt_budget.sweep.plan_table import format_plan, plan_frame
 
     options = SweepOptions(

@@ -9,16 +9,36 @@ from pathlib import Path
 from salt_budget.commands.common import add_experiment_args, load, split_experiment
 
 
+class StageChoices:
+    """The registered stage kinds (trainers/registry.py) as argparse choices, read only when argparse checks a
+    value or prints help: building the parser imports no torch."""
+
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra
+
+    def _kinds(self) -> list[str]:
+        from trainers.registry import stage_kinds
+
+        return [*stage_kinds(), *self.extra]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._kinds()
+
+    def __iter__(self):
+        return iter(self._kinds())
+
+
 def add_parser(commands) -> None:
     """train STAGE and probe CHECKPOINT"""
     train = commands.add_parser(
-        "train", help="train one stage: the V-Pixel teacher, the SALT student or the V-JEPA 2 baseline (EMA target)")
-    train.add_argument("stage", choices=["teacher", "student", "vjepa2"])
+        "train", help="train one stage: the V-Pixel teacher, the SALT student, the V-JEPA 2 baseline (EMA target) "
+        "or any stage kind registered (trainers/registry.py)")
+    train.add_argument("stage", choices=StageChoices())
     add_experiment_args(train)
     train.add_argument("--run-dir", default=None,
                        help="run directory (default: <runs_dir>/<name>/teachers|students|baselines/<config hash>); "
                             "an existing one is continued from its last checkpoint")
-    train.add_argument("--teacher", default=None, help="frozen teacher checkpoint (student stage)")
+    train.add_argument("--teacher", default=None, help="frozen teacher checkpoint (a stage that needs one: the student)")
     train.add_argument("--init-from", default=None,
                        help="start from another run's checkpoint (weights, optimiser, step): a cool-down branch")
     train.add_argument("--probe", action="store_true", help="probe the final checkpoint when training ends")
@@ -29,7 +49,7 @@ def add_parser(commands) -> None:
     )
     probe.add_argument("checkpoint", help="checkpoint file, or 'random' for a randomly initialised encoder")
     add_experiment_args(probe)
-    probe.add_argument("--encoder", choices=["teacher", "student", "vjepa2"], default="student",
+    probe.add_argument("--encoder", choices=StageChoices(), default="student",
                        help="with 'random': which stage's encoder config to build (default student)")
     probe.add_argument("--single-frame", action="store_true",
                        help="feed the centre frame repeated: what the encoder can tell without motion")
@@ -39,35 +59,33 @@ def add_parser(commands) -> None:
     probe.set_defaults(handler=_cmd_probe)
 
 
-_STAGE_FOLDERS = {"teacher": "teachers", "student": "students", "vjepa2": "baselines"}
-
-
 def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
     from trainers.config import config_hash
+    from trainers.registry import stage_kind
 
     key = config_hash({"seed": cfg.seed, "data": cfg.data, stage: stage_cfg})
-    return Path(cfg.runs_dir) / cfg.name / _STAGE_FOLDERS[stage] / key
+    return Path(cfg.runs_dir) / cfg.name / stage_kind(stage).run_folder / key
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from trainers.distributed import is_main_process
-    from trainers.train import train_student, train_teacher, train_vjepa2
+    from trainers.registry import stage_kind
+    from trainers.train import train_stage
 
     cfg = load(args)
-    if args.stage == "student" and args.teacher:
-        cfg.student.teacher_checkpoint = str(Path(args.teacher).resolve())
-    stage_cfg = getattr(cfg, args.stage)
+    stage_cfg = cfg.stage_config(args.stage)
+    if stage_kind(args.stage).needs_teacher and args.teacher:
+        stage_cfg.teacher_checkpoint = str(Path(args.teacher).resolve())
     run_dir = Path(args.run_dir) if args.run_dir else _stage_run_dir(cfg, args.stage, stage_cfg)
-    trainer = {"teacher": train_teacher, "student": train_student, "vjepa2": train_vjepa2}[args.stage]
     main_process = is_main_process()  # under torchrun, one process reports and probes
     if main_process:
         print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
-    final = trainer(stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
+    final = train_stage(args.stage, stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
     if not main_process:
         return 0
     print(f"final checkpoint: {final}")
     if args.probe:
-        from trainers.evaluate import probe_checkpoint
+        from trainers.probe.checkpoints import probe_checkpoint
 
         result, out = probe_checkpoint(final, cfg.data, cfg.probe, seed=cfg.seed)
         _print_probe(result, out)
@@ -82,7 +100,7 @@ def _print_probe(result: dict, out: Path) -> None:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from trainers.evaluate import probe_checkpoint, probe_random_init
+    from trainers.probe.checkpoints import probe_checkpoint, probe_random_init
 
     experiment, overrides = split_experiment(args)
     base = None
@@ -99,7 +117,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     if args.checkpoint == "random":
         from trainers.encoders import encoder_description
 
-        description = encoder_description(getattr(cfg, args.encoder).encoder, cfg.data)
+        description = encoder_description(cfg.stage_config(args.encoder).encoder, cfg.data)
         out_dir = Path(args.out) if args.out else Path(cfg.runs_dir) / cfg.name
         result, out = probe_random_init(description, cfg.data, cfg.probe, out_dir, seed=cfg.seed)
     else:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 from salt_budget.experiment import ExperimentConfig, load_experiment
-from salt_budget.sweep.plan import SweepOptions
-from salt_budget.sweep.units import BASELINES
-from trainers.config import ConfigError, load_config
+from salt_budget.sweep.options import SweepOptions
+from trainers.registry import baselines as registered_baselines
+from trainers.config import ConfigError
+from trainers.config_files import load_config
 
 SHARED_SWEEP = "main"  # the folder of every variant without overrides
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -36,7 +37,7 @@ class AblationConfig:
     # budget -> the seeds that train it, fewer than `seeds` (an expensive largest budget for the recommendation's
     # check: those seeds' ladders reach it from the trunk the smaller budgets share, in one sweep)
     budget_seeds: dict[int, list[int]] = field(default_factory=dict)
-    # Baseline methods (salt_budget.sweep.units.BASELINES: vjepa2), each trained once per budget and seed of every
+    # Baseline methods (stage kinds registered as baselines, trainers/registry.py: vjepa2), each trained once per budget and seed of every
     # variant's sweep, as `salt-budget sweep --baselines` does: the study's rows to set the students against.
     baselines: list[str] = field(default_factory=list)
     # name -> dotted experiment overrides; empty: one variant, the experiment as it is
@@ -83,9 +84,9 @@ class StudyConfig:
             if not ablation.total_steps:
                 raise ValueError(f"ablations.{name}.total_steps is empty: give the budget(s) in steps")
             for method in ablation.baselines:
-                if method not in BASELINES:
+                if method not in registered_baselines():
                     raise ValueError(f"ablations.{name}.baselines: unknown baseline {method!r}; choose from "
-                                     f"{', '.join(BASELINES)}")
+                                     f"{', '.join(registered_baselines())}")
             for variant in ablation.variants:
                 if not _NAME.match(variant) or variant == SHARED_SWEEP:
                     raise ValueError(f"ablations.{name}.variants.{variant}: a variant names a folder; use letters, "

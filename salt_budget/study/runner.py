@@ -2,20 +2,11 @@
 (`run_sweep`): in the file's order, those that cannot fill the machine alone side by side, each in a
 process of its own on its share of the cores (schedule.py), the wall time of each logged; then the report.
 
-runs/<study>/
-  study.yaml          the study as resolved (a rerun with another file is refused)
-  study.json          its sweeps (ablation, variant, folder, overrides) for the report
-  study_log.jsonl     one line per finished sweep (wall seconds, start and end, cores, exit code) and one per
-                      finished study ("study") or part of it ("part", --ablations)
-  logs/               the output of each sweep that ran beside others (<n>-<folder>.log)
-  random_init/        the random-init probe per seed
-  main/, <variant>/   sweep folders (salt-budget sweep's layout)
-  report/             salt-budget report of the study
+The study's folder: salt_budget/study/plan.py.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 import signal
 import subprocess
@@ -25,9 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from salt_budget.study.config import StudyConfig, StudySweep
+from salt_budget.study.config import StudySweep
+from salt_budget.study.plan import StudyPlan, log_record, prepare_folder
 from salt_budget.study.schedule import cpus_needed, machine_cpus, startable
 from salt_budget.study.sweep_process import (
     CRASHED,
@@ -38,75 +28,19 @@ from salt_budget.study.sweep_process import (
     run_job,
     write_job,
 )
-from salt_budget.sweep.plan import Plan, PlanError, build_plan
-from salt_budget.sweep.runner import Resources, SweepInterrupted, check_address
-from trainers.config import save_config, to_dict
+from salt_budget.sweep.resources import Resources
+from salt_budget.sweep.ray_start import check_address
+from salt_budget.sweep.tuning import SweepInterrupted
 
 
 def say(message: str) -> None:
     print(f"[study] {message}", flush=True)
 
 
-@dataclass(frozen=True)
-class StudyPlan:
-    study: StudyConfig
-    study_dir: Path
-    sweeps: list[StudySweep]
-    plans: list[Plan]
-
-
-def plan_study(study: StudyConfig, sweeps: list[StudySweep]) -> StudyPlan:
-    """Every sweep's plan, or a PlanError naming the ablation and variant that cannot run."""
-    plans = []
-    for sweep in sweeps:
-        try:
-            plans.append(build_plan(sweep.experiment, sweep.options))
-        except PlanError as error:
-            raise PlanError(f"ablations.{sweep.ablation} ({sweep.variant}): {error}") from None
-    study_dir = plans[0].sweep_dir.parent
-    return StudyPlan(study, study_dir, sweeps, plans)
-
-
-def manifest(plan: StudyPlan) -> dict:
-    return {
-        "name": plan.study.name,
-        "seeds": list(plan.study.seeds),
-        "paper_scale": plan.study.paper_scale,
-        "sweeps": [{"ablation": s.ablation, "variant": s.variant, "folder": s.folder, "overrides": list(s.overrides),
-                    "allocations": [a.id for a in p.allocations],
-                    "students": [student.key for student in p.students.values()],
-                    "baselines": [unit.key for unit in p.baselines.values()]}
-                   for s, p in zip(plan.sweeps, plan.plans)],
-    }
-
-
-def _prepare(plan: StudyPlan, resume: bool) -> None:
-    saved = plan.study_dir / "study.yaml"
-    if resume and not saved.is_file():
-        raise PlanError(f"--resume: {plan.study_dir} holds no study to continue (it has no study.yaml); check the "
-                        f"study's name and runs_dir, or drop --resume to start it")
-    if saved.is_file():
-        if yaml.safe_load(saved.read_text()) != to_dict(plan.study):
-            raise PlanError(f"{plan.study_dir} holds another study (its study.yaml differs from this one); give this "
-                            f"study another name, or repeat the first study's file and overrides")
-        if not resume:
-            raise PlanError(f"{plan.study_dir} holds this study already: add --resume to continue it "
-                            f"(finished sweeps and units are not trained again)")
-    plan.study_dir.mkdir(parents=True, exist_ok=True)
-    save_config(plan.study, saved)
-    (plan.study_dir / "study.json").write_text(json.dumps(manifest(plan), indent=2))
-
-
-def _log(plan: StudyPlan, record: dict) -> None:
-    record = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
-    with open(plan.study_dir / "study_log.jsonl", "a") as log:
-        log.write(json.dumps(record) + "\n")
-
-
 def probe_random_floor(plan: StudyPlan) -> None:
     """A random-init encoder of the first sweep's student size, probed once per seed: what training has to beat."""
     from trainers.encoders import encoder_description
-    from trainers.evaluate import probe_random_init
+    from trainers.probe.checkpoints import probe_random_init
 
     experiment = plan.plans[0].experiment
     size = plan.sweeps[0].options.student_size or experiment.student.encoder.preset
@@ -200,7 +134,7 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
     if address:
         check_address(address)  # before the floor's probes: an unreachable cluster fails in seconds
     resources.validate()
-    _prepare(plan, resume)
+    prepare_folder(plan, resume)
     started = time.perf_counter()
     if plan.study.random_init_probe:
         probe_random_floor(plan)
@@ -221,9 +155,9 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
         codes[index] = code
         sweep = plan.sweeps[index]
         wall = time.time() - began
-        _log(plan, {"ablation": sweep.ablation, "variant": sweep.variant, "folder": sweep.folder, "exit_code": code,
-                    "wall_s": round(wall, 1), "started": round(began, 3), "ended": round(time.time(), 3),
-                    "cpus": cpus, **({"log": str(log)} if log else {})})
+        log_record(plan, {"ablation": sweep.ablation, "variant": sweep.variant, "folder": sweep.folder,
+                          "exit_code": code, "wall_s": round(wall, 1), "started": round(began, 3),
+                          "ended": round(time.time(), 3), "cpus": cpus, **({"log": str(log)} if log else {})})
         others = ", ".join(_name(plan.sweeps[r.index]) for r in running)
         say(f"sweep {order.index(index) + 1}/{len(order)} {_name(sweep)}: {_describe_code(code)} in {wall:.0f} s"
             + (f"; still running: {others}" if others else ""))
@@ -279,8 +213,8 @@ def run_study(plan: StudyPlan, *, resume: bool = False, address: str | None = No
     failed = [_name(plan.sweeps[i]) for i in order if codes[i]]
     whole = ablations is None or set(ablations) == set(plan.study.ablations)
     # "study": the whole study's wall time (the report reads it); "part": a run of some of its ablations.
-    _log(plan, {("study" if whole else "part"): plan.study.name, "wall_s": round(wall, 1), "exit_codes": exit_codes,
-                **({} if whole else {"ablations": list(ablations)}), "failed": failed})
+    log_record(plan, {("study" if whole else "part"): plan.study.name, "wall_s": round(wall, 1),
+                      "exit_codes": exit_codes, **({} if whole else {"ablations": list(ablations)}), "failed": failed})
     short = [i for i in order if codes[i] not in (0, 1)]  # interrupted or crashed: not a finished sweep
     say((f"all {len(order)} sweeps done" if not short else
          f"study stopped short: {len(order) - len(short)} of {len(order)} sweeps ran to their end")

@@ -16,7 +16,7 @@ import os
 from typing import Sequence
 
 from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.runner import Resources
+from salt_budget.sweep.resources import Resources
 from salt_budget.sweep.teachers import ladders
 
 

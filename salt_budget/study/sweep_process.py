@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.runner import Resources
+from salt_budget.sweep.resources import Resources
 
 CRASHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT

@@ -14,36 +14,25 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from trainers.locks import file_lock
-from salt_budget.sweep.ladder import TRUNK_LOCK, train_rung
+import pandas as pd
+
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.ray_tasks import run_as_tasks
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
 from salt_budget.sweep.rows import baseline_row, failed_row
-from salt_budget.sweep.summary import SweepTimes, percent, say
+from salt_budget.sweep.summary import SweepTimes, flagged, percent, say
 from salt_budget.sweep.trial import probe_result
 from salt_budget.sweep.units import BaselineUnit
-from salt_budget.sweep.workers import Workers, record_process, run_on_workers
+from salt_budget.sweep.unit_run import run_unit, train_unit
+from salt_budget.sweep.workers import Workers
 
 if TYPE_CHECKING:
-    from salt_budget.sweep.runner import UnitResources
+    from salt_budget.sweep.resources import UnitResources
 
 
 def _train(unit: BaselineUnit, plan: Plan, rank: int | None = None) -> float:
     """Train the run (and its ladder's trunk as far as it needs, as a student's trial does); the seconds spent."""
-    from trainers.train import train_vjepa2
-
-    ladder = plan.baseline_ladders[unit.id]
-    if ladder.is_trained(unit):
-        return 0.0
-
-    def train_run(rung: BaselineUnit, cfg, **kwargs) -> None:
-        record_process(rung.run_dir)
-        train_vjepa2(cfg, plan.experiment.data, rung.run_dir, seed=rung.seed, progress=False, **kwargs)
-
-    started = time.perf_counter()
-    train_rung(ladder, unit, train_run, locked=rank is None, write=rank in (None, 0))
-    return time.perf_counter() - started
+    return train_unit(unit, plan.baseline_ladders[unit.id], plan, rank)["train_s"]
 
 
 def _probe(unit: BaselineUnit, plan: Plan) -> float:
@@ -64,26 +53,19 @@ def _probe(unit: BaselineUnit, plan: Plan) -> float:
     return spent
 
 
-def train_and_probe_baseline(unit: BaselineUnit, plan: Plan) -> dict[str, Any]:
-    """Train what is missing of one baseline run and probe its checkpoints (a Ray task, or a plain call);
-    returns the seconds spent training and probing."""
-    with file_lock(unit.run_dir / ".lock"):
-        train_s = _train(unit, plan)
-        return {"train_s": train_s, "probe_s": _probe(unit, plan)}
-
-
-def baseline_on_rank(unit: BaselineUnit, plan: Plan, rank: int) -> dict[str, Any]:
-    """One Ray Train worker of a baseline run: every rank trains, rank 0 then probes and writes the rows."""
+def _baseline_work(unit: BaselineUnit, plan: Plan, rank: int | None) -> dict[str, Any]:
+    """Train what is missing of one baseline run, then probe its checkpoints that have no row yet (alone, or on
+    rank 0 of its Ray Train workers once every rank trained); the seconds spent training and probing."""
     train_s = _train(unit, plan, rank)
-    return {"train_s": train_s, "probe_s": _probe(unit, plan) if rank == 0 else 0.0}
+    return {"train_s": train_s, "probe_s": _probe(unit, plan) if rank in (None, 0) else 0.0}
 
 
-def baseline_on_workers(unit: BaselineUnit, plan: Plan, workers: Workers, max_failures: int) -> dict[str, Any]:
-    """A Ray task that runs one baseline on `workers` (Ray Train) and waits."""
-    trunk = plan.baseline_ladders[unit.id].trunk
-    with file_lock(unit.run_dir / ".lock"), file_lock(trunk.run_dir / TRUNK_LOCK):
-        return run_on_workers(baseline_on_rank, unit, plan, run_dir=unit.run_dir, name=f"baseline-{unit.key[:12]}",
-                              workers=workers, max_failures=max_failures)
+def baseline_task(unit: BaselineUnit, plan: Plan, workers: Workers = Workers(), max_failures: int = 0
+                  ) -> dict[str, Any]:
+    """A Ray task (or a plain call) that runs one baseline here or on `workers` (Ray Train) and waits."""
+    return run_unit(_baseline_work, unit, plan, run_dir=unit.run_dir,
+                    trunk_dir=plan.baseline_ladders[unit.id].trunk.run_dir, name=f"baseline-{unit.key[:12]}",
+                    workers=workers, max_failures=max_failures)
 
 
 def _finished(plan: Plan, unit: BaselineUnit) -> bool:
@@ -99,11 +81,10 @@ def train_baselines(plan: Plan, resources: UnitResources, times: SweepTimes) -> 
         return
     started = time.perf_counter()
     say(f"training {len(todo)} baseline run(s) as Ray tasks")
-    function, args = train_and_probe_baseline, ()
-    if resources.workers.distributed:
-        function, args = baseline_on_workers, (resources.workers, resources.max_failures)
-    for unit, spent, reason in run_as_tasks(function, todo, plan, cpus=resources.cpus, gpus=resources.gpus,
-                                            retries=resources.max_failures, args=args, max_concurrent=resources.slots):
+    for unit, spent, reason in run_as_tasks(baseline_task, todo, plan, cpus=resources.cpus, gpus=resources.gpus,
+                                            retries=resources.max_failures,
+                                            args=(resources.workers, resources.max_failures),
+                                            max_concurrent=resources.slots):
         if reason is not None:
             append_rows(plan.sweep_dir, [failed_row(unit, reason, sweep=plan.name, config_hash=plan.config_hash)])
             say(f"baseline {unit.id}: FAILED ({reason})")
@@ -112,6 +93,8 @@ def train_baselines(plan: Plan, resources: UnitResources, times: SweepTimes) -> 
         times.baseline_work["probe_s"] += spent["probe_s"]
         table = read_results(plan.sweep_dir)
         final = table[(table["unit_key"] == unit.key) & (table["step"] == unit.budget)].iloc[-1]
-        say(f"baseline {unit.id}: done, acc {percent(final['acc_mean'])}, FLOPs {final['flops_total']:.3g}, "
-            f"target std {final['target_std']:.3f}" + (" (COLLAPSED)" if final["collapsed"] else ""))
+        # A baseline without a latent target (a pixel one, say) logs no target std and cannot collapse.
+        target = "" if pd.isna(final["target_std"]) else f", target std {final['target_std']:.3f}"
+        say(f"baseline {unit.id}: done, acc {percent(final['acc_mean'])}, FLOPs {final['flops_total']:.3g}{target}"
+            + (" (COLLAPSED)" if flagged(final["collapsed"]) else ""))
     times.baselines_s = time.perf_counter() - started

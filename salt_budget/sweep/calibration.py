@@ -9,15 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from salt_budget.sweep.costs import (
-    _rate_key,
-    calibration_machine,
-    measured_rates,
-    stage_flops,
-    student_flops_per_clip,
-    teacher_flops_per_clip,
-    vjepa2_flops_per_clip,
-)
+from salt_budget.sweep.costs import _rate_key, calibration_machine, flops_per_clip, measured_rates, stage_flops
 from salt_budget.sweep.plan import Plan
 from trainers.config import to_dict
 
@@ -33,9 +25,9 @@ CPU_CALIBRATION_MAX_FLOPS = 3e11
 def _stages(plan: Plan) -> list[tuple[str, object, float]]:
     """(kind, stage config, FLOPs per clip) of every distinct stage shape the plan trains."""
     data, seen, out = plan.experiment.data, set(), []
-    units = [("teacher", u.cfg, teacher_flops_per_clip(u.cfg, data)) for u in plan.teachers.values()]
-    units += [("student", u.cfg, student_flops_per_clip(u.cfg, u.teacher.cfg, data)) for u in plan.students.values()]
-    units += [(u.method, u.cfg, vjepa2_flops_per_clip(u.cfg, data)) for u in plan.baselines.values()]
+    units = [("teacher", u.cfg, flops_per_clip("teacher", u.cfg, data)) for u in plan.teachers.values()]
+    units += [("student", u.cfg, flops_per_clip("student", u.cfg, data, u.teacher.cfg)) for u in plan.students.values()]
+    units += [(u.method, u.cfg, flops_per_clip(u.method, u.cfg, data)) for u in plan.baselines.values()]
     for kind, cfg, per_clip in units:
         key = _rate_key(kind, cfg.encoder.preset, to_dict(data), cfg.run.split_batch(cfg.optim.batch_size)[0])
         if key not in seen:

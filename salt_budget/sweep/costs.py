@@ -1,91 +1,26 @@
-"""Predicted cost of an allocation before anything trains: FLOPs (docs/paper.md section 7) from the
-architecture and the mask generator's expected token counts, and time where a throughput was measured."""
+"""Predicted cost of an allocation before anything trains: FLOPs (docs/paper.md section 7) as each stage kind
+predicts them from its config (trainers/registry.py), and time where a throughput was measured."""
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import statistics
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import yaml
 
-from trainers.config import from_dict, to_dict
+from trainers.config import to_dict
 from trainers.data.config import DataConfig
-from trainers.flops import (
-    predictor_param_count, student_step_flops, teacher_step_flops, vit_param_count, vjepa2_step_flops,
-)
-from trainers.masks import MaskConfig, MaskGenerator
-from trainers.models.presets import ViTSpec, encoder_spec
-from trainers.stage_config import EncoderConfig, StudentConfig, TeacherConfig, VJEPA2Config
+from trainers.registry import stage_kind, stage_kinds
 
-from salt_budget.sweep.workers import read_processes
-
-# Enough sampled clips that the mean token count is stable to a fraction of a percent.
-_SAMPLED_CLIPS = 2048
+from salt_budget.sweep.processes import read_processes
 
 
-def _spec(encoder: EncoderConfig) -> ViTSpec:
-    return encoder_spec(encoder.preset, encoder.patch_size, encoder.tubelet_size)
-
-
-def token_grid(spec: ViTSpec, data: DataConfig) -> tuple[int, int, int]:
-    side = data.resolution // spec.patch_size
-    return data.frames // spec.tubelet_size, side, side
-
-
-@functools.lru_cache(maxsize=64)
-def _mask_tokens(masks_json: str, grid: tuple[int, int, int], batch_size: int) -> tuple[float, float]:
-    masks = from_dict(MaskConfig, json.loads(masks_json))
-    generator = MaskGenerator(masks, grid)
-    rng = np.random.default_rng(0)
-    draws = min(64, max(4, math.ceil(_SAMPLED_CLIPS / batch_size)))
-    context = target = 0.0
-    for _ in range(draws):
-        mask_sets, _ = generator(batch_size, rng)
-        for mask in mask_sets:
-            context += _kept(mask.context, mask.context_valid)
-            target += _kept(mask.target, mask.target_valid)
-    return context / draws, target / draws
-
-
-def _kept(index, valid) -> float:
-    # As the training loop counts them: rows cut to the batch minimum, or their valid entries.
-    return float(index.size(1)) if valid is None else float(valid.sum(1).float().mean())
-
-
-def mask_tokens(masks: MaskConfig, grid: tuple[int, int, int], batch_size: int) -> tuple[float, float]:
-    """Expected (context, target) tokens per clip summed over the masks, as the batch cut leaves them."""
-    return _mask_tokens(json.dumps(to_dict(masks), sort_keys=True), grid, batch_size)
-
-
-def teacher_flops_per_clip(cfg: TeacherConfig, data: DataConfig) -> float:
-    spec = _spec(cfg.encoder)
-    context, target = mask_tokens(cfg.masks, token_grid(spec, data), cfg.run.split_batch(cfg.optim.batch_size)[0])
-    pixels = 3 * spec.tubelet_size * spec.patch_size**2
-    decoder = predictor_param_count(spec.width, pixels, width=cfg.decoder.width, depth=cfg.decoder.depth)
-    return teacher_step_flops(vit_param_count(spec), decoder, context, context + target)
-
-
-def student_flops_per_clip(cfg: StudentConfig, teacher: TeacherConfig, data: DataConfig) -> float:
-    spec, teacher_spec = _spec(cfg.encoder), _spec(teacher.encoder)
-    grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.run.split_batch(cfg.optim.batch_size)[0])
-    predictor = predictor_param_count(spec.width, teacher_spec.width, width=cfg.predictor.width,
-                                      depth=cfg.predictor.depth)
-    return student_step_flops(vit_param_count(spec), predictor, vit_param_count(teacher_spec), context,
-                              context + target, float(grid[0] * grid[1] * grid[2]))
-
-
-def vjepa2_flops_per_clip(cfg: VJEPA2Config, data: DataConfig) -> float:
-    spec = _spec(cfg.encoder)
-    grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.run.split_batch(cfg.optim.batch_size)[0])
-    predictor = predictor_param_count(spec.width, spec.width, width=cfg.predictor.width, depth=cfg.predictor.depth)
-    return vjepa2_step_flops(vit_param_count(spec), predictor, context, context + target,
-                             float(grid[0] * grid[1] * grid[2]))
+def flops_per_clip(kind: str, cfg: Any, data: DataConfig, teacher: Any = None) -> float:
+    """FLOPs of one training clip of stage kind `kind` at config `cfg`, as its stage predicts them
+    (trainers/registry.py); `teacher` is the teacher's config of a stage that trains against one."""
+    return stage_kind(kind).flops_per_clip(cfg=cfg, data=data, teacher=teacher)
 
 
 def stage_flops(per_clip: float, batch_size: int, steps: int) -> float:
@@ -127,7 +62,7 @@ def measured_rates(runs_dir: Path, calibrations: Path | None = None) -> dict[tup
         except (OSError, ValueError, yaml.YAMLError):
             continue  # a run being written or a foreign file says nothing about throughput
         kind = config.get("kind") if isinstance(config, dict) else None
-        if kind not in ("teacher", "student", "vjepa2") or not last or not last.get("wall_s"):
+        if kind not in stage_kinds() or not last or not last.get("wall_s"):
             continue
         stage = config[kind]
         batch, micro = stage["optim"]["batch_size"], stage.get("run", {}).get("micro_batch")
@@ -165,8 +100,8 @@ def _calibrated_rates(folder: Path) -> dict[tuple, float]:
     return rates
 
 
-def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: TeacherConfig | StudentConfig | VJEPA2Config,
-                      data: DataConfig, flops: float, workers: int = 1) -> tuple[float | None, bool]:
+def predicted_seconds(rates: dict[tuple, float], kind: str, cfg: Any, data: DataConfig, flops: float,
+                      workers: int = 1) -> tuple[float | None, bool]:
     """(seconds on `workers` data-parallel processes or None where nothing was measured, whether that rests on
     ASSUMED_EFFICIENCY rather than a run measured at that worker count)."""
     on_device = cfg.run.split_batch(cfg.optim.batch_size)[0]

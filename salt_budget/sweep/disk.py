@@ -7,14 +7,14 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from salt_budget.sweep.costs import _spec, token_grid
 from salt_budget.sweep.plan import Plan
-from trainers.flops import predictor_param_count, vit_param_count
+from trainers.registry import stage_kind
 from trainers.stage_config import EncoderConfig
+from trainers.stage_costs import config_spec, token_grid
 
-FP32, FP16 = 4, 2
-ADAM_COPIES = 3  # weights, exp_avg, exp_avg_sq
+FP16 = 2
 
 
 @dataclass(frozen=True)
@@ -27,29 +27,15 @@ class DiskEstimate:
         return self.checkpoints + self.features
 
 
-def teacher_checkpoint_bytes(cfg) -> float:
-    spec = _spec(cfg.encoder)
-    decoder = predictor_param_count(spec.width, 3 * spec.tubelet_size * spec.patch_size**2, width=cfg.decoder.width,
-                                    depth=cfg.decoder.depth)
-    return FP32 * ADAM_COPIES * (vit_param_count(spec) + decoder)
-
-
-def student_checkpoint_bytes(cfg, teacher_cfg) -> float:
-    spec, teacher = _spec(cfg.encoder), _spec(teacher_cfg.encoder)
-    predictor = predictor_param_count(spec.width, teacher.width, width=cfg.predictor.width, depth=cfg.predictor.depth)
-    return FP32 * ADAM_COPIES * (vit_param_count(spec) + predictor)
-
-
-def vjepa2_checkpoint_bytes(cfg) -> float:
-    spec = _spec(cfg.encoder)
-    predictor = predictor_param_count(spec.width, spec.width, width=cfg.predictor.width, depth=cfg.predictor.depth)
-    return FP32 * (ADAM_COPIES * (vit_param_count(spec) + predictor) + vit_param_count(spec))  # + the EMA copy
+def checkpoint_bytes(kind: str, cfg: Any, teacher: Any = None) -> float:
+    """One checkpoint of stage kind `kind`, as its stage predicts it (trainers/registry.py)."""
+    return stage_kind(kind).checkpoint_bytes(cfg=cfg, teacher=teacher)
 
 
 def feature_bytes(encoder: EncoderConfig, data, probe_rows: float) -> float:
     """One probe's cache: `probe_rows` (videos x clips x views summed over the probe's train and val lists) rows of
     the encoder's tokens."""
-    spec = _spec(encoder)
+    spec = config_spec(encoder)
     t, h, w = token_grid(spec, data)
     return FP16 * probe_rows * t * h * w * spec.width
 
@@ -60,15 +46,15 @@ def estimate_disk(plan: Plan, probe_rows: float) -> DiskEstimate:
     data = plan.experiment.data
     checkpoints = features = 0.0
     for unit in plan.teachers.values():
-        checkpoints += teacher_checkpoint_bytes(unit.cfg) * (1 + unit.cfg.run.keep_last)
+        checkpoints += checkpoint_bytes("teacher", unit.cfg) * (1 + unit.cfg.run.keep_last)
         features += feature_bytes(unit.cfg.encoder, data, probe_rows)
     for unit in plan.students.values():
         kept = len(unit.checkpoint_steps) + unit.cfg.run.keep_last
-        checkpoints += student_checkpoint_bytes(unit.cfg, unit.teacher.cfg) * kept
+        checkpoints += checkpoint_bytes("student", unit.cfg, unit.teacher.cfg) * kept
         features += feature_bytes(unit.cfg.encoder, data, probe_rows) * len(unit.checkpoint_steps)
     for unit in plan.baselines.values():
         kept = len(unit.checkpoint_steps) + unit.cfg.run.keep_last
-        checkpoints += vjepa2_checkpoint_bytes(unit.cfg) * kept
+        checkpoints += checkpoint_bytes(unit.method, unit.cfg) * kept
         features += feature_bytes(unit.cfg.encoder, data, probe_rows) * len(unit.checkpoint_steps)
     sizes = {unit.cfg.encoder.preset: unit.cfg.encoder for unit in [*plan.teachers.values(), *plan.students.values()]}
     features += sum(feature_bytes(encoder, data, probe_rows) for encoder in sizes.values()) * len(

@@ -11,19 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.tables import FLOOR_ROLE
+from analysis.probe_columns import probe_columns
+from analysis.schema import FLOOR_ROLE
 from trainers.config import config_hash, to_dict
 from trainers.encoders import encoder_description
 from trainers.locks import file_lock
 
 from salt_budget.sweep.results import append_rows, ok_steps, read_results
-from salt_budget.sweep.rows import common_columns, failed_row_columns, probe_columns
+from salt_budget.sweep.rows import common_columns, failed_row_columns
 from salt_budget.sweep.summary import say
 from salt_budget.sweep.units import data_view
 
 if TYPE_CHECKING:
     from salt_budget.sweep.plan import Plan
-    from salt_budget.sweep.runner import UnitResources
+    from salt_budget.sweep.resources import UnitResources
 
 @dataclass(frozen=True)
 class FloorUnit:
@@ -58,7 +59,7 @@ def floor_units(plan: Plan) -> list[FloorUnit]:
 
 def probe_floor(unit: FloorUnit, plan: Plan) -> float:
     """Probe one untrained encoder and append its row, once (a Ray task, or a plain call); the seconds spent."""
-    from trainers.evaluate import probe_random_init
+    from trainers.probe.checkpoints import probe_random_init
 
     with file_lock(unit.sweep_dir / "random_init" / f".{unit.key}.lock"):
         if 0 in ok_steps(read_results(plan.sweep_dir), unit.key):

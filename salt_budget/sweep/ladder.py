@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainers.checkpoint import list_checkpoints
+from trainers.atomic import write_text
+from trainers.checkpoint import checkpoint_path, list_checkpoints
 from trainers.config import config_hash, to_dict
 from trainers.locks import file_lock
 
@@ -38,10 +38,16 @@ TRUNK_LOCK = ".trunk.lock"  # held while a segment of the trunk trains (the run'
 
 
 class Rung(Protocol):
-    """What a ladder needs of a unit: its length, its stage config (optim, run), its folder and key."""
+    """What a ladder needs of a unit: its length, its stage kind and config (optim, run), seed, folder and key."""
 
     @property
     def steps(self) -> int: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
 
     cfg: Any
     run_dir: Path
@@ -68,7 +74,7 @@ def ladder_group(unit: Rung, shared: dict[str, Any]) -> str:
 
 
 def _step_file(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step_{step:08d}.pt"
+    return checkpoint_path(run_dir / "checkpoints", step)
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,7 @@ def ladders_of(units: Iterable[Rung], group: Callable[[Rung], str]) -> list[RunL
     return result
 
 
-def _latest_step(run_dir: Path) -> int:
+def latest_step(run_dir: Path) -> int:
     existing = list_checkpoints(run_dir / "checkpoints")
     return existing[-1][0] if existing else 0
 
@@ -155,17 +161,15 @@ def _extend_trunk(ladder: RunLadder, upto: int, train_run: TrainRun, locked: boo
         if end > upto:
             break
         with file_lock(trunk.run_dir / TRUNK_LOCK) if locked else nullcontext():
-            if _step_file(trunk.run_dir, end).is_file() or _latest_step(trunk.run_dir) >= end:
+            if _step_file(trunk.run_dir, end).is_file() or latest_step(trunk.run_dir) >= end:
                 continue
             train_run(trunk, cfg, stop_at=end)
 
 
 def _write_branch_file(unit: Rung, trunk: Rung, step: int) -> None:
     unit.run_dir.mkdir(parents=True, exist_ok=True)
-    path = unit.run_dir / BRANCH_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"trunk": trunk.key, "trunk_dir": str(trunk.run_dir), "step": step}, indent=2))
-    os.replace(tmp, path)
+    write_text(unit.run_dir / BRANCH_FILE,
+               json.dumps({"trunk": trunk.key, "trunk_dir": str(trunk.run_dir), "step": step}, indent=2))
 
 
 def train_rung(ladder: RunLadder, unit: Rung, train_run: TrainRun, *, locked: bool = True,
@@ -180,7 +184,7 @@ def train_rung(ladder: RunLadder, unit: Rung, train_run: TrainRun, *, locked: bo
         _extend_trunk(ladder, unit.steps, train_run, locked)
         return
     point = ladder.branch_point(unit)
-    if _latest_step(unit.run_dir) == 0:  # not started: it starts from the trunk
+    if latest_step(unit.run_dir) == 0:  # not started: it starts from the trunk
         _extend_trunk(ladder, point, train_run, locked)
         if point == unit.steps:  # no cool-down: the trunk's checkpoint is this run
             return

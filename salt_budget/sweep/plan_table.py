@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.markdown import budget_name
+from trainers.atomic import atomic_write
 
-from salt_budget.sweep.costs import (
-    ASSUMED_EFFICIENCY, measured_rates, predicted_seconds, stage_flops, student_flops_per_clip, teacher_flops_per_clip,
-    vjepa2_flops_per_clip,
-)
+from salt_budget.sweep.costs import ASSUMED_EFFICIENCY, flops_per_clip, measured_rates, predicted_seconds, stage_flops
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.teachers import ladders
 
@@ -27,8 +24,9 @@ def plan_frame(plan: Plan, workers: int = 1) -> pd.DataFrame:
     for allocation in plan.allocations:
         student = plan.students[allocation.id]
         teacher = student.teacher.cfg
-        flops_t = stage_flops(teacher_flops_per_clip(teacher, data), teacher.optim.batch_size, allocation.teacher_steps)
-        flops_s = stage_flops(student_flops_per_clip(student.cfg, teacher, data), student.cfg.optim.batch_size,
+        flops_t = stage_flops(flops_per_clip("teacher", teacher, data), teacher.optim.batch_size,
+                              allocation.teacher_steps)
+        flops_s = stage_flops(flops_per_clip("student", student.cfg, data, teacher), student.cfg.optim.batch_size,
                               allocation.student_steps)
         seconds_t, assumed_t = predicted_seconds(rates, "teacher", teacher, data, flops_t, workers)
         seconds_s, assumed_s = predicted_seconds(rates, "student", student.cfg, data, flops_s, workers)
@@ -54,7 +52,7 @@ def baseline_frame(plan: Plan, cheapest: float, workers: int = 1) -> pd.DataFram
     rates = measured_rates(plan.sweep_dir.parent, plan.experiment.data.resolved_cache_dir())
     rows = []
     for unit in plan.baselines.values():
-        flops = stage_flops(vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, unit.budget)
+        flops = stage_flops(flops_per_clip(unit.kind, unit.cfg, data), unit.cfg.optim.batch_size, unit.budget)
         rows.append({"baseline": unit.id, "budget": budget_name(unit.budget_value, unit.budget_kind),
                      "encoder": unit.size, "steps": unit.budget, "seed": unit.seed, "flops_total": flops,
                      "relative_compute": flops / cheapest,
@@ -63,14 +61,22 @@ def baseline_frame(plan: Plan, cheapest: float, workers: int = 1) -> pd.DataFram
 
 
 def _unlike(plan: Plan) -> list[str]:
-    """What the baseline sets differently from the student: the comparison then is not like for like."""
-    student, baseline = plan.experiment.student, plan.experiment.vjepa2
-    differ = [name for name, a, b in (("predictor", student.predictor, baseline.predictor),
-                                      ("masks", student.masks, baseline.masks),
-                                      ("optim.batch_size", student.optim.batch_size, baseline.optim.batch_size))
-              if a != b]
-    return [f"note: the baseline's {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} from the "
-            f"student's (the vjepa2 section): it does not train like for like"] if differ else []
+    """What each baseline sets differently from the student: the comparison then is not like for like."""
+    notes, student = [], plan.experiment.student
+    for method in dict.fromkeys(plan.options.baselines):
+        baseline = plan.experiment.stage_config(method)
+        differ = [name for name in ("predictor", "masks", "optim.batch_size")
+                  if _setting(baseline, name) is not None and _setting(student, name) != _setting(baseline, name)]
+        if differ:
+            notes.append(f"note: the baseline's {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} "
+                         f"from the student's (the {method} section): it does not train like for like")
+    return notes
+
+
+def _setting(cfg: object, dotted: str) -> object:
+    for name in dotted.split("."):
+        cfg = getattr(cfg, name, None)
+    return cfg
 
 
 def teacher_steps_summary(plan: Plan) -> tuple[int, int, int]:
@@ -93,17 +99,17 @@ def ladder_savings(plan: Plan) -> dict[str, dict[str, float]]:
     {"teacher" | "student" | "baseline": {"steps", "steps_summed", "flops", "flops_summed"}}."""
     data = plan.experiment.data
     trained, _, summed = teacher_steps_summary(plan)
-    per_step = {tid: stage_flops(teacher_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, 1)
+    per_step = {tid: stage_flops(flops_per_clip("teacher", unit.cfg, data), unit.cfg.optim.batch_size, 1)
                 for tid, unit in plan.teachers.items()}
     out = {"teacher": {
         "steps": trained, "steps_summed": summed,
         "flops": sum(ladder.steps_to_train() * per_step[ladder.trunk.id] for ladder in ladders(plan)),
         "flops_summed": sum(a.teacher_steps * per_step[a.teacher_id] for a in plan.allocations)}}
     out["student"] = _ladder_counts(plan.student_ladders, plan.students.values(), lambda unit: stage_flops(
-        student_flops_per_clip(unit.cfg, unit.teacher.cfg, data), unit.cfg.optim.batch_size, 1))
+        flops_per_clip("student", unit.cfg, data, unit.teacher.cfg), unit.cfg.optim.batch_size, 1))
     if plan.baselines:
         out["baseline"] = _ladder_counts(plan.baseline_ladders, plan.baselines.values(), lambda unit: stage_flops(
-            vjepa2_flops_per_clip(unit.cfg, data), unit.cfg.optim.batch_size, 1))
+            flops_per_clip(unit.kind, unit.cfg, data), unit.cfg.optim.batch_size, 1))
     return out
 
 
@@ -205,6 +211,4 @@ def write_plan_csv(frame: pd.DataFrame, path: Path) -> None:
     if path.is_file():
         old = pd.read_csv(path)
         frame = pd.concat([old[~old["allocation_id"].isin(frame["allocation_id"])], frame], ignore_index=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))

@@ -1,6 +1,6 @@
 """The results table of a sweep: one row per (encoder, checkpoint), kept as one rows file per unit.
 
-runs/<name>/rows/<unit>.parquet holds every row of one unit (analysis.tables.rows_file_name names it from the
+runs/<name>/rows/<unit>.parquet holds every row of one unit (analysis.schema.rows_file_name names it from the
 unit's key). A unit appends by reading its own file, replacing rows of the same (unit_key, step) and writing
 the file whole through a temporary file and a rename: no lock, so this works on a shared file system without
 `flock`, with units writing at once from several nodes. Only one process writes a unit's file at a time (the
@@ -19,7 +19,7 @@ if its results.parquet cannot be read, TableDamaged says what to do.
 
 A unit that fails for good gets one row at step FAILED_STEP with status "failed" and the reason; its rows from
 a later successful attempt replace it. target_std and collapsed are a baseline's collapse signal
-(trainers/vjepa2.py), empty for teachers and students. Every file is read from one snapshot of its bytes
+(analysis/schema.py COLLAPSE_STD), empty for teachers and students. Every file is read from one snapshot of its bytes
 (analysis.tables.read_parquet_snapshot), so a reader sees one whole version of it, never half of one.
 """
 
@@ -33,19 +33,19 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from analysis.tables import (
-    CSV_FILE, ROWS_DIR, TABLE_COLUMNS, TABLE_FILE, UNREADABLE, TableDamaged, conform, equals, read_rows_file,
-    read_table, read_unit_rows, rows_file_name, rows_files, sort_table,
-)
+from trainers.atomic import atomic_write
 
-SCHEMA_VERSION = 1
+from analysis.results import equals
+from analysis.schema import CSV_FILE, ROWS_DIR, TABLE_COLUMNS, TABLE_FILE, conform, rows_file_name, sort_table
+from analysis.tables import UNREADABLE, TableDamaged, read_rows_file, read_table, read_unit_rows, rows_files
+
 FAILED_STEP = -1
 KEY = ["unit_key", "step"]
-COLUMNS = TABLE_COLUMNS  # fixed columns in table order (analysis.tables defines them for writer and readers)
+COLUMNS = TABLE_COLUMNS  # fixed columns in table order (analysis.schema defines them for writer and readers)
 COMPILE_ROUNDS = 5  # compiles of results.parquet per append while other units keep changing rows/
 
 # TableDamaged (analysis.tables, a ReportError: the CLI prints it as one line) is raised from here too.
-__all__ = ["COLUMNS", "FAILED_STEP", "KEY", "SCHEMA_VERSION", "TableDamaged", "append_rows", "compile_results",
+__all__ = ["COLUMNS", "FAILED_STEP", "KEY", "TableDamaged", "append_rows", "compile_results",
            "ok_steps", "read_results", "rows_dir", "table_path"]
 
 
@@ -64,13 +64,7 @@ def read_results(sweep_dir: Path) -> pd.DataFrame:
 
 
 def _replace(frame: pd.DataFrame, path: Path, write: Callable[[pd.DataFrame, Path], None]) -> None:
-    # A name of its own per call: processes on two nodes may share a pid.
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        write(frame, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: write(frame, tmp))
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

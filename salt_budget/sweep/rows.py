@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from analysis.probe_columns import probe_columns
+from analysis.schema import COLLAPSE_STD, SCHEMA_VERSION
 from trainers.checkpoint import load_checkpoint
 from trainers.provenance import PROVENANCE_FILE
-from trainers.vjepa2 import COLLAPSE_STD
 
 from salt_budget.sweep.ladder import BRANCH_FILE
-from salt_budget.sweep.results import FAILED_STEP, SCHEMA_VERSION
+from salt_budget.sweep.results import FAILED_STEP
 from salt_budget.sweep.units import Allocation, BaselineUnit, StudentUnit, TeacherUnit
 _MASK_COLUMNS = ("context_ratio", "target_ratio", "raw_target_ratio")
 
@@ -50,32 +51,6 @@ def training_summary(rows: list[dict[str, Any]]) -> dict[str, float | None]:
         values = [row[column] for row in rows if column in row]
         summary[column] = sum(values) / len(values) if values else None
     return summary
-
-
-def probe_columns(result: dict[str, Any]) -> dict[str, float | bool | None]:
-    """acc_<task> per task and their mean; a head that never fitted its own train split (an attentive head
-    within CONVERGED_MARGIN of chance on train) gives no accuracy (NaN), with converged_<task> False, so that
-    an under-trained probe is never read as a verdict on the encoder. The readouts computed beside the main
-    one (probe.also_ridge) go to readout_<name>_<task>."""
-    # How and where it was read: a probe result written before these were recorded leaves them empty.
-    columns: dict[str, float | bool | str | None] = {
-        "rankme": result["rankme"], **result.get("readout", {}), **result.get("provenance", {})}
-    accuracies = []
-    for name, task in result["tasks"].items():
-        converged = task.get("converged", True)
-        accuracy = task["accuracy"] if converged else math.nan
-        columns[f"acc_{name}"] = accuracy
-        columns[f"train_acc_{name}"] = task["train_accuracy"]
-        columns[f"chance_{name}"] = task["chance"]
-        columns[f"converged_{name}"] = converged
-        accuracies.append(accuracy)
-    columns["acc_mean"] = sum(accuracies) / len(accuracies)
-    for readout, tasks in result.get("readouts", {}).items():
-        values = [task["accuracy"] for task in tasks.values()]
-        for name, task in tasks.items():
-            columns[f"readout_{readout}_{name}"] = task["accuracy"]
-        columns[f"readout_{readout}_mean"] = sum(values) / len(values)
-    return columns
 
 
 def _started_by(run_dir: Path) -> list[dict[str, Any]]:

@@ -9,11 +9,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from analysis.tables import FLOOR_ROLE, readout_name
+from analysis.results import readout_name
+from analysis.schema import FLOOR_ROLE
 
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.plan_table import ladder_savings, teacher_steps_summary
@@ -21,6 +22,11 @@ from salt_budget.sweep.results import read_results, table_path
 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from ray.tune import ResultGrid
+
+
+def flagged(value: Any) -> bool:
+    """A row's yes/no column that may be missing (NA: the unit does not say)."""
+    return bool(value) if not pd.isna(value) else False
 
 
 def say(message: str) -> None:
@@ -190,7 +196,7 @@ def summarize(plan: Plan, times: SweepTimes, wall_s: float, trials: list[str] | 
     if plan.baselines:
         say(f"baselines: {len(baselines)} of {len(plan.baselines)} finished"
             + (f", FAILED: {', '.join(failed_baselines)}" if failed_baselines else "") + "".join(
-                f"; {row['allocation_id']} {percent(row['acc_mean'])}" + (" (collapsed)" if row["collapsed"] else "")
+                f"; {row['allocation_id']} {percent(row['acc_mean'])}" + (" (collapsed)" if flagged(row["collapsed"]) else "")
                 for _, row in baselines.iterrows()))
     say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
         f"{times.teacher_steps_trained} trained by this run")

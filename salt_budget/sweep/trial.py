@@ -23,13 +23,13 @@ import pandas as pd
 from ray import tune
 
 from trainers.locks import file_lock
-from salt_budget.sweep.ladder import TRUNK_LOCK, train_rung
 from salt_budget.sweep.plan import Plan
 from salt_budget.sweep.results import append_rows, read_results
 from salt_budget.sweep.rows import student_row
 from salt_budget.sweep.teachers import probe_teacher
 from salt_budget.sweep.units import StudentUnit
-from salt_budget.sweep.workers import Workers, record_process, run_on_workers
+from salt_budget.sweep.unit_run import UNIT_LOCK, run_unit, train_unit
+from salt_budget.sweep.workers import Workers
 
 # Row columns a trial reports to Tune (progress table, searcher), besides its timing.
 REPORTED = ("step", "acc_mean", "loss_smoothed", "flops_total", "rankme")
@@ -54,7 +54,7 @@ def _teacher_accuracy(student: StudentUnit, table: pd.DataFrame) -> float | None
 def probe_result(checkpoint: Path, plan: Plan, seed: int) -> dict[str, Any]:
     """The probe of a checkpoint of a student or baseline run; one that finished just before a crash (its
     result saved in the run's probes/) is not run again."""
-    from trainers.evaluate import probe_checkpoint
+    from trainers.probe.checkpoints import probe_checkpoint
 
     saved = checkpoint.parent.parent / "probes" / f"{checkpoint.stem}.json"
     if saved.is_file():
@@ -71,22 +71,8 @@ def _probe_row(student: StudentUnit, step: int, plan: Plan) -> dict[str, Any]:
 
 
 def _train(student: StudentUnit, plan: Plan, rank: int | None = None) -> float:
-    """Train the student (or finish it from its last checkpoint), and its ladder's trunk as far as it needs; the
-    seconds spent. On Ray Train workers (`rank` given) every rank calls it, without the trunk's lock (the
-    driver holds it): a finished run returns at once on every rank alike."""
-    from trainers.train import train_student
-
-    ladder = plan.student_ladders[student.allocation.id]
-    if ladder.is_trained(student):
-        return 0.0
-
-    def train_run(unit: StudentUnit, cfg, **kwargs) -> None:
-        record_process(unit.run_dir)
-        train_student(cfg, plan.experiment.data, unit.run_dir, seed=unit.allocation.seed, progress=False, **kwargs)
-
-    started = time.perf_counter()
-    train_rung(ladder, student, train_run, locked=rank is None, write=rank in (None, 0))
-    return time.perf_counter() - started
+    """Train the student (or finish it), and its ladder's trunk as far as it needs; the seconds spent."""
+    return train_unit(student, plan.student_ladders[student.allocation.id], plan, rank)["train_s"]
 
 
 def _check_teacher(student: StudentUnit) -> None:
@@ -121,27 +107,31 @@ def _probe_and_report(student: StudentUnit, plan: Plan, report: Callable[[dict[s
                 "entered_at": entered, "reported_at": time.time()})
 
 
+def _student_work(student: StudentUnit, plan: Plan, rank: int | None,
+                  report: Callable[[dict[str, Any]], None] = lambda metrics: None,
+                  entered: float | None = None) -> dict[str, float]:
+    """Train, then probe the teacher and the student's checkpoints and write the rows: alone (rank None), or as
+    one Ray Train worker: every rank trains, rank 0 alone probes (after training: the other ranks would wait in
+    a collective)."""
+    entered = entered or time.time()
+    spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0}
+    if rank is None:
+        _probe_teacher(student, plan, spent)  # first: a teacher keeps its row when its students fail
+    spent["trial_train_s"] = _train(student, plan, rank)
+    if rank == 0:
+        _probe_teacher(student, plan, spent)
+    if rank in (None, 0):
+        _probe_and_report(student, plan, report, spent, entered)
+    return spent
+
+
 def train_and_probe(student: StudentUnit, plan: Plan, report: Callable[[dict[str, Any]], None]) -> None:
     """The work of a trial in one process, callable without Ray: `report(metrics)` once per student
     checkpoint, with the seconds this call spent training and probing (a resumed trial skips what is done)."""
     entered = time.time()
     _check_teacher(student)
-    spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0}
-    _probe_teacher(student, plan, spent)  # first: a teacher keeps its row when its students fail
-    # A search may propose one allocation twice: a second trial waits for the first, then finds the work done.
-    with file_lock(student.run_dir / ".lock"):
-        spent["trial_train_s"] = _train(student, plan)
-        _probe_and_report(student, plan, report, spent, entered)
-
-
-def student_on_rank(student: StudentUnit, plan: Plan, rank: int) -> dict[str, float]:
-    """The work of one Ray Train worker of a trial: every rank trains, rank 0 then probes the teacher and the
-    student's checkpoints and writes the rows (after training: the other ranks would wait in a collective)."""
-    spent = {"trial_train_s": _train(student, plan, rank), "trial_probe_s": 0.0}
-    if rank == 0:
-        _probe_teacher(student, plan, spent)
-        _probe_and_report(student, plan, lambda metrics: None, spent, time.time())
-    return spent
+    run_unit(lambda unit, plan, rank: _student_work(unit, plan, rank, report, entered), student, plan,
+             run_dir=student.run_dir, trunk_dir=plan.student_ladders[student.allocation.id].trunk.run_dir, name="")
 
 
 def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), max_failures: int = 0) -> None:
@@ -153,11 +143,11 @@ def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), 
         return
     entered = time.time()
     _check_teacher(student)
-    trunk = plan.student_ladders[student.allocation.id].trunk
-    with file_lock(student.run_dir / ".lock"), file_lock(trunk.run_dir / TRUNK_LOCK):
-        spent = run_on_workers(student_on_rank, student, plan, run_dir=student.run_dir,
-                               name=f"student-{student.key[:12]}", workers=workers, max_failures=max_failures)
-        spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0, **spent}
+    spent = run_unit(_student_work, student, plan, run_dir=student.run_dir,
+                     trunk_dir=plan.student_ladders[student.allocation.id].trunk.run_dir,
+                     name=f"student-{student.key[:12]}", workers=workers, max_failures=max_failures)
+    spent = {"trial_train_s": 0.0, "trial_probe_s": 0.0, **spent}
+    with file_lock(student.run_dir / UNIT_LOCK):
         _probe_and_report(student, plan, tune.report, spent, entered)  # reads the rows back; probes nothing
 
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from trainers.config import config_hash
 
-from salt_budget.sweep.plan import Plan, PlanError
+from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.options import PlanError
 from salt_budget.sweep.results import append_rows
 from salt_budget.sweep.rows import failed_row
 from salt_budget.sweep.summary import SweepTimes, collect_trial_times, percent, say
@@ -21,7 +22,7 @@ from salt_budget.sweep.summary import SweepTimes, collect_trial_times, percent, 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from ray.tune import Callback, ResultGrid, TuneConfig
 
-    from salt_budget.sweep.runner import UnitResources
+    from salt_budget.sweep.resources import UnitResources
 
 
 class SweepInterrupted(KeyboardInterrupt):

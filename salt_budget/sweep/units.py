@@ -13,18 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from analysis.markdown import budget_id
+from trainers.checkpoint import checkpoint_path
 from trainers.config import config_hash, to_dict
 from trainers.data.config import DataConfig
-from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
+from trainers.data.config import data_view as loader_free_view
+from trainers.stage_config import StudentConfig, TeacherConfig
 
 from salt_budget.experiment import ExperimentConfig
 
 Schedule = Literal["wsd", "cosine"]
-BASELINES = ("vjepa2",)  # what --baselines can add; the name is also the rows' role
 
-# Loader settings change how fast clips arrive, not which clips (as trainers/evaluate.py keys its feature cache).
-LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "decode_device", "max_bad_fraction",
-                         "cache_dir"})
 
 
 class Budgeted:
@@ -85,7 +83,10 @@ class TeacherId:
 
 
 def data_view(data: DataConfig) -> dict[str, Any]:
-    return {k: v for k, v in to_dict(data).items() if k not in LOADER_ONLY}
+    """The data settings a unit's key hashes: trainers.data.config.data_view (which clips, not how fast they
+    arrive), plus decoded_cache_mb. That one only sizes an in-memory cache, but unit keys were first hashed with it,
+    and every sweep folder finds the units it trained by key: leaving it out would retrain them all."""
+    return {**loader_free_view(data), "decoded_cache_mb": data.decoded_cache_mb}
 
 
 def cooldown_steps(steps: int, fraction: float) -> int:
@@ -146,10 +147,19 @@ class TeacherUnit:
     key: str
     cfg: TeacherConfig
     run_dir: Path
+    kind = "teacher"
+
+    @property
+    def steps(self) -> int:
+        return self.id.steps
+
+    @property
+    def seed(self) -> int:
+        return self.id.seed
 
     @property
     def final_checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / f"step_{self.id.steps:08d}.pt"
+        return checkpoint_path(self.run_dir / "checkpoints", self.id.steps)
 
 
 @dataclass(frozen=True)
@@ -159,10 +169,15 @@ class StudentUnit:
     cfg: StudentConfig
     run_dir: Path
     teacher: TeacherUnit
+    kind = "student"
 
     @property
     def steps(self) -> int:
         return self.allocation.student_steps
+
+    @property
+    def seed(self) -> int:
+        return self.allocation.seed
 
     @property
     def checkpoint_steps(self) -> list[int]:
@@ -185,16 +200,21 @@ def student_unit(sweep_dir: Path, experiment: ExperimentConfig, allocation: Allo
 
 @dataclass(frozen=True)
 class BaselineUnit(Budgeted):
-    """A baseline trained for a whole budget: the student's encoder size, N steps (matched total steps)."""
+    """A baseline trained for a whole budget: the student's encoder size, N steps (matched total steps). Its
+    method is a stage kind registered as a baseline (trainers/registry.py)."""
 
     method: str
     budget: int  # its steps: N, or as many as a FLOPs budget pays for
     size: str
     seed: int
     key: str
-    cfg: VJEPA2Config
+    cfg: Any
     sweep_dir: Path
     budget_flops: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.method
 
     @property
     def id(self) -> str:
@@ -213,8 +233,9 @@ class BaselineUnit(Budgeted):
         return list(self.cfg.run.checkpoint_steps)
 
 
-def vjepa2_config(experiment: ExperimentConfig, budget: int, size: str, probe_points: int) -> VJEPA2Config:
-    cfg = copy.deepcopy(experiment.vjepa2)
+def baseline_config(experiment: ExperimentConfig, method: str, budget: int, size: str, probe_points: int) -> Any:
+    """The experiment's section of baseline `method` at encoder `size`, trained `budget` steps."""
+    cfg = copy.deepcopy(experiment.stage_config(method))
     cfg.encoder.preset = size
     cfg.optim.steps = budget
     cfg.run.checkpoint_steps = probe_steps(budget, probe_points)
@@ -223,6 +244,6 @@ def vjepa2_config(experiment: ExperimentConfig, budget: int, size: str, probe_po
 
 def baseline_unit(sweep_dir: Path, experiment: ExperimentConfig, method: str, budget: int, size: str, seed: int,
                   probe_points: int, budget_flops: float | None = None) -> BaselineUnit:
-    cfg = vjepa2_config(experiment, budget, size, probe_points)
+    cfg = baseline_config(experiment, method, budget, size, probe_points)
     key = config_hash({"kind": method, "seed": seed, "data": data_view(experiment.data), method: cfg})
     return BaselineUnit(method, budget, size, seed, key, cfg, sweep_dir, budget_flops)

@@ -16,14 +16,12 @@ group restarted after a failure, on any node, continues from the unit's last che
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-PROCESSES_FILE = "processes.jsonl"  # in a unit's run directory: each process that trained it, and where
+from trainers.atomic import write_text
+
 _OUTCOME_FILE = ".workers-outcome.json"  # rank 0's return value, read back by the unit's driver
 
 
@@ -38,34 +36,6 @@ class Workers:
     @property
     def distributed(self) -> bool:
         return self.count > 1
-
-
-def record_process(run_dir: Path) -> None:
-    """Append this process (rank, node, pid, time) to the unit's processes.jsonl before it trains: which node
-    trained which unit. The rank is Ray Train's (or torchrun's) from the environment; a single process is 0 of 1."""
-    import ray
-
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-    line = {"rank": rank, "world": world, "node_id": node_id, "node_ip": _node_ip(), "hostname": socket.gethostname(),
-            "pid": os.getpid(), "at": time.time()}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / PROCESSES_FILE, "a") as handle:  # one short line per write: appends do not interleave
-        handle.write(json.dumps(line) + "\n")
-
-
-def _node_ip() -> str | None:
-    import ray
-
-    try:
-        return ray.util.get_node_ip_address()
-    except Exception:  # outside Ray, or a node without a routable address: the node id still says which
-        return None
-
-
-def read_processes(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / PROCESSES_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
 
 
 Work = Callable[[Any, Any, int], "dict[str, Any] | None"]
@@ -83,9 +53,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     run_dir: Path = config["run_dir"]
     outcome = config["work"](config["unit"], config["plan"], rank)
     if rank == 0:
-        tmp = run_dir / f"{_OUTCOME_FILE}.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(outcome or {}))
-        os.replace(tmp, run_dir / _OUTCOME_FILE)
+        write_text(run_dir / _OUTCOME_FILE, json.dumps(outcome or {}))
 
 
 def run_on_workers(work: Work, unit: Any, plan: Any, *, run_dir: Path, name: str, workers: Workers,

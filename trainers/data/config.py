@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from trainers.config import to_dict
 from trainers.data.synth_scene import SceneConfig
 from trainers.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -123,3 +124,16 @@ class DataConfig:
     def resolved_cache_dir(self) -> Path:
         root = self.cache_dir or os.environ.get("SALT_BUDGET_CACHE") or "~/.cache/salt-budget"
         return Path(root).expanduser().resolve()
+
+
+# Loader settings change how fast clips arrive, not which clips: a cache of what the clips give (an encoder's
+# features) is keyed without them. The readers agree frame for frame on the CPU (tests/test_readers_torchcodec.py);
+# NVDEC (decode_device cuda) converts colours its own way, close to FFmpeg's but not measured here (no GPU): it
+# is left out of the key like the reader.
+LOADER_ONLY = frozenset({"workers", "pin_memory", "decode_threads", "reader", "decode_device", "max_bad_fraction",
+                         "cache_dir", "decoded_cache_mb"})
+
+
+def data_view(data: DataConfig) -> dict[str, Any]:
+    """The data section as plain data without its loader-only keys: what keys a cache of what the clips give."""
+    return {k: v for k, v in to_dict(data).items() if k not in LOADER_ONLY}

@@ -1,13 +1,12 @@
-"""Networks: the video ViT with 3D RoPE, the predictor / pixel decoder and the attentive probe."""
+"""Networks: the video ViT with 3D RoPE and the predictor / pixel decoder (the attentive probe's is
+trainers/probe/attentive_head.py)."""
 
 from trainers.models.predictor import Predictor, pixel_decoder
 from trainers.models.presets import ENCODER_PRESETS, ViTSpec, encoder_spec
-from trainers.models.probe import AttentiveProbe
 from trainers.models.vit import VisionTransformer, patchify, unpatchify
 
 __all__ = [
     "ENCODER_PRESETS",
-    "AttentiveProbe",
     "Predictor",
     "ViTSpec",
     "VisionTransformer",

@@ -20,13 +20,15 @@ never on val.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from trainers.probe.config import POOLINGS
+
 Pooling = Literal["flat", "mean", "mean_std"]
-POOLINGS: tuple[str, ...] = ("flat", "mean", "mean_std")
 
 
 def time_pooled(features: torch.Tensor, time_steps: int) -> torch.Tensor:

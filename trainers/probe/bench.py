@@ -1,6 +1,6 @@
-"""The probe stage's speed: feature extraction (the frozen encoder over the clips, through
-evaluate.extract_features itself, so the data wait is real) and the probe head's fit on cached features
-(evaluate.fit_probe, or the ridge readout), with what a whole probe of the experiment would take.
+"""The probe stage's speed: feature extraction (the frozen encoder over the clips, through features.py's
+extract_features itself, so the data wait is real) and the probe head's fit on cached features
+(attentive.py's fit_probe, or the ridge readout), with what a whole probe of the experiment would take.
 
 Extraction is a forward pass only (2ND FLOPs), run as a probe runs it: bf16 autocast on CUDA, fp32
 on a CPU. The attentive head trains in fp32 on the cached features; its FLOPs per step are counted by
@@ -27,11 +27,13 @@ from trainers.bench import cpu_name, matmul_tflops, peak_tflops, run_versions
 from trainers.config import ConfigError
 from trainers.data.build import build_dataset
 from trainers.encoders import build_encoder, encoder_description
-from trainers.evaluate import extract_features, fit_probe, probe_sets
 from trainers.flops import forward_matmul_flops
 from trainers.loop import resolve_device
-from trainers.models.probe import AttentiveProbe
-from trainers.ridge_probe import ridge_probe_task
+from trainers.probe.attentive import fit_probe
+from trainers.probe.attentive_head import AttentiveProbe
+from trainers.probe.features import extract_features
+from trainers.probe.ridge import ridge_probe_task
+from trainers.probe.sets import probe_sets
 
 HEAD_STEPS = 24  # timed steps of the head, at least: a CPU's step time wanders by 20% over a handful
 
@@ -124,7 +126,7 @@ def bench_probe(experiment: Any, *, encoder_preset: str | None = None, warmup: i
     features = extracted["features"][warmup * cfg.extract_batch_size:]
     labels = extracted["labels"][warmup * cfg.extract_batch_size:, 0]
     num_classes = resolved.tasks[0].num_classes
-    # evaluate.probe_task's split: with several heads, a share of train is held out to choose one.
+    # attentive.probe_task's split: with several heads, a share of train is held out to choose one.
     held = max(1, round(cfg.holdout_fraction * sizes["train"])) if _head_fits(cfg) > 1 else 0
     fit_train = sizes["train"] - held
     if cfg.kind == "ridge":
