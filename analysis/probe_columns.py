@@ -1,5 +1,5 @@
-"""A probe result (trainers/evaluate.py's JSON) as results-table columns, defined once: the sweep writes every
-row's probe columns with probe_columns (salt_budget/sweep/rows.py, floor.py) and the study reads its
+"""A probe result (trainers/probe/checkpoints.py's JSON) as results-table columns, defined once: the sweep writes every
+row's probe columns with probe_columns (salt_budget/sweep/running/rows.py, floor.py) and the study reads its
 random-init floor with accuracy_columns (analysis/study_data.py), so both apply the same "converged" rule."""
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ import pandas as pd
 SCHEMA_VERSION = 1
 MEAN_TASK = "mean"  # acc_mean, the task average, is selectable like a task
 SALT_ROLES = ("teacher", "student")  # every other role but the floor is a baseline trained on its own
-# Never-trained encoders probed on the sweep's readout (salt_budget/sweep/floor.py): the floor every accuracy is
+# Never-trained encoders probed on the sweep's readout (salt_budget/sweep/running/floor.py): the floor every accuracy is
 # read against. Results keeps them apart (Results.floor), so no figure or finding counts them as encoders.
 FLOOR_ROLE = "random_init"
 UNKNOWN_READOUT = "readout not recorded (a table written before salt-budget recorded it)"
 # Columns that say how and where a row was read; a table whose rows differ in one of them mixes what should
-# not be compared without saying so (salt_budget/sweep/results.py writes them).
+# not be compared without saying so (salt_budget/sweep/results/store.py writes them).
 PROVENANCE_COLUMNS = {
     "readout": "readouts", "git_commit": "code versions (git commits)", "git_dirty": "clean and modified checkouts",
     "code_version": "package versions", "torch_version": "torch versions", "machine": "machines (probe)",
@@ -28,7 +28,7 @@ PROVENANCE_COLUMNS = {
     "train_machine": "machines (training)", "train_cpu_capability": "CPU kernel instruction sets (training)",
 }
 # A baseline's collapse signal (optional columns: tables from before the baseline lack them); the sweep flags
-# `collapsed` when it writes the row (salt_budget/sweep/rows.py).
+# `collapsed` when it writes the row (salt_budget/sweep/running/rows.py).
 COLLAPSE_COLUMNS = ("target_std", "collapsed")
 # Below this target_std a run is flagged as collapsed. Measured 2026-11-27 on a batch of the synthetic set:
 # 0.90 for a random-init tiny encoder, 0.70-0.87 for V-Pixel teachers and SALT students trained 1,000-2,000

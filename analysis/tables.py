@@ -1,5 +1,5 @@
 """Reading a run folder's results table (runs/<name>/rows/ and results.parquet, written by
-salt_budget/sweep/results.py), in the layout analysis/schema.py defines.
+salt_budget/sweep/results/store.py), in the layout analysis/schema.py defines.
 
 A run folder's table is its units' rows files (rows/<unit>.parquet, one per unit, each replaced whole by the
 unit's own writer) read as one: read_table. results.parquet is that table compiled for readers; a run folder

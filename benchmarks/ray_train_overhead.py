@@ -29,7 +29,7 @@ def _trial(config):
 if __name__ == "__main__":
     storage = tempfile.mkdtemp()
     ray.init(num_cpus=2, include_dashboard=False)
-    # The trial holds one byte of memory, as a sweep's trial of several workers does (salt_budget/sweep/tuning.py).
+    # The trial holds one byte of memory, as a sweep's trial of several workers does (salt_budget/sweep/running/tuning.py).
     grid = tune.Tuner(tune.with_resources(_trial, {"cpu": 0, "memory": 1}),
                       param_space={"trial": tune.grid_search([1, 2]), "storage": storage},
                       tune_config=tune.TuneConfig(max_concurrent_trials=1),

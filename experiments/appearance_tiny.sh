@@ -29,7 +29,7 @@ table() {  # the floor, the teacher and the student of a sweep, flat and mean re
 import json, statistics as st, sys
 from pathlib import Path
 import torch, yaml
-from trainers.ridge_probe import ridge_readout
+from trainers.probe.ridge import ridge_readout
 
 def final(unit):
     probes = sorted((unit / "probes").glob("*.json"))

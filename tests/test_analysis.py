@@ -138,8 +138,8 @@ def test_allocation_ranking_gaps_and_ties():
 
 
 def test_schema_version_and_collapse_threshold_match_the_sweep():
-    from salt_budget.sweep.rows import COLLAPSE_STD as FLAGGED
-    from salt_budget.sweep.rows import SCHEMA_VERSION as WRITTEN
+    from salt_budget.sweep.running.rows import COLLAPSE_STD as FLAGGED
+    from salt_budget.sweep.running.rows import SCHEMA_VERSION as WRITTEN
 
     assert SCHEMA_VERSION == WRITTEN and COLLAPSE_STD == FLAGGED
 

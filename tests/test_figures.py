@@ -22,7 +22,7 @@ from analysis.results import Metric, from_frame, size_order
 from analysis.schema import FLOOR_ROLE
 from analysis.study_figures import allocation_figure as study_allocation_figure
 from analysis.study_figures import variants_figure
-from salt_budget.sweep.results import COLUMNS
+from salt_budget.sweep.results.store import COLUMNS
 
 READOUT = "ridge regression on the flat token grid, lambda by 5-fold cross-validation on train"
 SIZES = {"micro": 0.5e9, "tiny": 1e9, "small": 2e9}  # teacher FLOPs per step

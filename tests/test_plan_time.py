@@ -9,10 +9,10 @@ import pytest
 
 from salt_budget.commands.sweep import LONG_RUN_H, refuse_long_run
 from salt_budget.experiment import load_experiment
-from salt_budget.sweep.calibration import CALIBRATION_FILE, calibrate_plan
-from salt_budget.sweep.plan import build_plan
-from salt_budget.sweep.options import PlanError, SweepOptions
-from salt_budget.sweep.plan_table import plan_frame
+from salt_budget.sweep.planning.calibration import CALIBRATION_FILE, calibrate_plan
+from salt_budget.sweep.planning.plan import build_plan
+from salt_budget.sweep.planning.options import PlanError, SweepOptions
+from salt_budget.sweep.planning.plan_table import plan_frame
 from tests.test_sweep_run import overrides
 
 

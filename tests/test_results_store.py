@@ -12,7 +12,7 @@ import pytest
 from analysis.schema import rows_file_name
 from analysis.tables import ReportError, TableDamaged, read_parquet_snapshot, read_run
 from salt_budget.cli import main
-from salt_budget.sweep.results import FAILED_STEP, append_rows, compile_results, read_results
+from salt_budget.sweep.results.store import FAILED_STEP, append_rows, compile_results, read_results
 from tests.test_sweep_run import in_processes, row
 
 
@@ -134,7 +134,7 @@ def test_a_cut_table_with_no_rows_folder_is_refused_with_what_to_do(tmp_path, ca
 
 
 def test_results_parquet_keeps_rows_another_unit_wrote_while_it_was_compiled(tmp_path, monkeypatch):
-    from salt_budget.sweep import results
+    from salt_budget.sweep.results import store as results
 
     append_rows(tmp_path, [row("a", 5)])
     late = results.read_unit_rows(tmp_path)[0].assign(unit_key="late")

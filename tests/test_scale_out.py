@@ -16,8 +16,8 @@ import torch
 from analysis.schema import rows_file_name
 from analysis.tables import read_parquet_snapshot
 from salt_budget.cli import main
-from salt_budget.sweep.results import read_results
-from salt_budget.sweep.processes import read_processes
+from salt_budget.sweep.results.store import read_results
+from salt_budget.sweep.results.processes import read_processes
 from tests.test_sweep_run import overrides
 from trainers.checkpoint import load_checkpoint
 
@@ -51,12 +51,13 @@ def _sweep_without_ray(runs: Path, cache: Path) -> None:
     """The uninterrupted one-process sweep "single", its units called as plain functions (what its Ray tasks and
     trials would call), which spares the suite a Ray start."""
     from salt_budget.experiment import load_experiment
-    from salt_budget.sweep.plan import build_plan
-    from salt_budget.sweep.options import SweepOptions
-    from salt_budget.sweep.floor import floor_units, probe_floor
-    from salt_budget.sweep.runner import prepare_sweep_dir
-    from salt_budget.sweep.teachers import ladders, train_ladder
-    from salt_budget.sweep.trial import train_and_probe
+    from salt_budget.sweep.planning.plan import build_plan
+    from salt_budget.sweep.planning.options import SweepOptions
+    from salt_budget.sweep.running.floor import floor_units, probe_floor
+    from salt_budget.sweep.running.runner import prepare_sweep_dir
+    from salt_budget.sweep.planning.teacher_ladders import ladders
+    from salt_budget.sweep.running.teachers import train_ladder
+    from salt_budget.sweep.running.trial import train_and_probe
     from trainers.data.build import resolve_data
 
     options = SweepOptions(total_steps=(24,), teacher_steps=(4,), teacher_sizes=("nano",), student_size="nano",
@@ -186,7 +187,7 @@ def test_an_address_where_no_cluster_answers_fails_fast_with_one_line(tmp_path, 
 def test_an_address_that_listens_but_is_no_ray_head_fails_in_seconds(tmp_path, capsys, monkeypatch):
     import socket
 
-    import salt_budget.sweep.ray_start as runner
+    import salt_budget.sweep.running.ray_start as runner
 
     monkeypatch.setattr(runner, "GCS_TIMEOUT_S", 3)
     # In seconds without a clock: the one wait is the GCS probe's, bounded by GCS_TIMEOUT_S, and ray.init (which

@@ -13,7 +13,7 @@ from torch import nn
 
 from salt_budget.cli import main
 from salt_budget.experiment import ExperimentConfig, load_experiment
-from salt_budget.sweep.results import read_results
+from salt_budget.sweep.results.store import read_results
 from tests.test_sweep_run import BLOCKS, MICRO, overrides
 from trainers.checkpoint import load_checkpoint, load_state
 from trainers.config import ConfigError, to_dict

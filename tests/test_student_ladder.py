@@ -1,4 +1,4 @@
-"""Student and baseline ladders (salt_budget/sweep/ladder.py): a branch is the run a fresh one of its length
+"""Student and baseline ladders (salt_budget/sweep/running/ladder.py): a branch is the run a fresh one of its length
 would be, bit for bit on the CPU; the trunk's files do not depend on which trial trained which segment; the
 plan counts every step once; runs whose early steps depend on their length never share a trunk.
 The sweep on Ray with ladders, killed and resumed, is tests/test_sweep_run.py's micro sweep."""
@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from salt_budget.experiment import load_experiment
-from salt_budget.sweep import baselines, trial
-from salt_budget.sweep.ladder import BRANCH_FILE
-from salt_budget.sweep.plan import build_plan
-from salt_budget.sweep.options import SweepOptions
-from salt_budget.sweep.plan_table import ladder_savings
-from salt_budget.sweep.teachers import ladders, train_ladder
-from salt_budget.sweep.units import student_unit
+from salt_budget.sweep.running import baselines, trial
+from salt_budget.sweep.planning.ladder import BRANCH_FILE
+from salt_budget.sweep.planning.plan import build_plan
+from salt_budget.sweep.planning.options import SweepOptions
+from salt_budget.sweep.planning.plan_table import ladder_savings
+from salt_budget.sweep.planning.teacher_ladders import ladders
+from salt_budget.sweep.running.teachers import train_ladder
+from salt_budget.sweep.planning.units import student_unit
 from trainers.checkpoint import load_checkpoint
 from trainers.train import train_student, train_vjepa2
 

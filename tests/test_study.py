@@ -17,8 +17,8 @@ from analysis.study_summary import summary
 from salt_budget.cli import main
 from salt_budget.study.config import SHARED_SWEEP, load_study as load_study_file, study_sweeps
 from salt_budget.study.plan import plan_study
-from salt_budget.sweep.results import append_rows, read_results
-from salt_budget.sweep.processes import read_processes
+from salt_budget.sweep.results.store import append_rows, read_results
+from salt_budget.sweep.results.processes import read_processes
 from tests.test_sweep_run import MICRO, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_variants_without_overrides_share_one_sweep_folder(tmp_path):
 
 
 def test_the_dry_run_counts_a_shared_allocation_once(tmp_path, capsys):
-    from salt_budget.sweep.plan_table import plan_frame
+    from salt_budget.sweep.planning.plan_table import plan_frame
 
     path = write_study(tmp_path / "s.yaml", tmp_path / "runs", tmp_path / "cache")
     assert main(["study", str(path), "--dry-run"]) == 0

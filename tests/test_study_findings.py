@@ -16,7 +16,7 @@ from analysis.stats import NOT_RESOLVED, ONE_SEED, RESOLVED, seeds_to_resolve
 from analysis.study_data import load_study
 from analysis.study_findings import summary, tables
 from analysis.study_verdicts import NOT_IN_STUDY
-from salt_budget.sweep.results import append_rows
+from salt_budget.sweep.results.store import append_rows
 
 SEEDS = (0, 1, 2)
 NOISE = {0: 0.0, 1: 0.02, 2: -0.01}  # each seed's shift, shared by every arm of the seed

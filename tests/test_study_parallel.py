@@ -9,8 +9,8 @@ import yaml
 
 from salt_budget.cli import main
 from salt_budget.study.config import SHARED_SWEEP
-from salt_budget.sweep.results import read_results
-from salt_budget.sweep.processes import read_processes
+from salt_budget.sweep.results.store import read_results
+from salt_budget.sweep.results.processes import read_processes
 from tests.test_sweep_run import MICRO
 
 MASKS = {"total_steps": [12], "teacher_steps": [4],

@@ -15,13 +15,13 @@ import pytest
 
 from salt_budget.cli import build_parser, main
 from salt_budget.experiment import load_experiment
-from salt_budget.sweep import runner
-from salt_budget.sweep.holder import HOLDER_FILE, hold, release
-from salt_budget.sweep.plan import build_plan
-from salt_budget.sweep.options import PlanError, SweepOptions
-from salt_budget.sweep.results import append_rows, read_results
-from salt_budget.sweep.rows import failed_row
-from salt_budget.sweep.summary import SweepTimes, continue_command, summarize, sweep_progress
+from salt_budget.sweep.running import runner
+from salt_budget.sweep.running.holder import HOLDER_FILE, hold, release
+from salt_budget.sweep.planning.plan import build_plan
+from salt_budget.sweep.planning.options import PlanError, SweepOptions
+from salt_budget.sweep.results.store import append_rows, read_results
+from salt_budget.sweep.running.rows import failed_row
+from salt_budget.sweep.running.summary import SweepTimes, continue_command, summarize, sweep_progress
 from tests.test_sweep_run import overrides
 
 # Budget 24 with teachers of 4, 8, 12 and 16 steps: four allocations of one nano teacher ladder.
@@ -122,7 +122,7 @@ def test_a_second_sweep_on_a_running_folder_is_told_it_runs_not_to_resume(tmp_pa
     plan = four_plan(tmp_path)
     plan.sweep_dir.mkdir(parents=True)
     (plan.sweep_dir / "config.yaml").write_text("name: four\n")
-    from salt_budget.sweep.tuning import _experiment_dir
+    from salt_budget.sweep.running.tuning import _experiment_dir
 
     _experiment_dir(plan).mkdir(parents=True)
     (_experiment_dir(plan) / "tuner.pkl").write_bytes(b"")  # a Tune experiment: resumable, were it not running
@@ -353,7 +353,7 @@ def test_a_signal_while_ray_shuts_down_is_reported_not_raised(sweep_without_ray,
 
 
 def test_the_sweeps_tune_callback_wraps_tunes_handler_at_the_first_step(tmp_path):
-    from salt_budget.sweep import tuning
+    from salt_budget.sweep.running import tuning
 
     callback = tuning._callback(four_plan(tmp_path))
     before, fired = signal.getsignal(signal.SIGINT), []

@@ -9,11 +9,11 @@ from salt_budget.cli import main
 from salt_budget.experiment import load_experiment
 from trainers.stage_costs import mask_tokens
 from trainers.stages import student_flops_per_clip, teacher_flops_per_clip
-from salt_budget.sweep.plan import build_plan
-from salt_budget.sweep.options import PlanError, SweepOptions
-from salt_budget.sweep.plan_table import format_plan, plan_frame, teacher_steps_summary
-from salt_budget.sweep.teachers import ladders
-from salt_budget.sweep.units import TeacherId, probe_steps, teacher_config, teacher_key
+from salt_budget.sweep.planning.plan import build_plan
+from salt_budget.sweep.planning.options import PlanError, SweepOptions
+from salt_budget.sweep.planning.plan_table import format_plan, plan_frame, teacher_steps_summary
+from salt_budget.sweep.planning.teacher_ladders import ladders
+from salt_budget.sweep.planning.units import TeacherId, probe_steps, teacher_config, teacher_key
 
 # Short teachers need a short warm-up: the tiny default's 30 (teacher) and 100 (student) steps do not fit.
 SHORT_WARMUP = ["teacher.optim.warmup_steps=2", "student.optim.warmup_steps=2"]
@@ -94,7 +94,7 @@ def test_predicted_flops_count_the_tokens_of_a_micro_batch():
 def test_a_finished_run_gives_the_rate_that_predicts_time(tmp_path, micro_batch):
     import json
 
-    from salt_budget.sweep.costs import ASSUMED_EFFICIENCY, measured_rates, predicted_seconds
+    from salt_budget.sweep.planning.costs import ASSUMED_EFFICIENCY, measured_rates, predicted_seconds
     from tests.test_sweep_run import MICRO
     from trainers.train import train_teacher
 
@@ -288,11 +288,11 @@ def test_flops_budgets_refuse_what_cannot_run(experiment):
 
 
 def test_the_dry_run_prices_workers_from_a_measured_rate_or_says_the_efficiency_it_assumes(experiment):
-    from salt_budget.sweep.costs import ASSUMED_EFFICIENCY
+    from salt_budget.sweep.planning.costs import ASSUMED_EFFICIENCY
 
     plan = plan_of(experiment, total_steps=(240,), teacher_steps=(40,))
     rates = {key: 1e9 for key in [("teacher", "tiny", 16, 64, 16, 1), ("student", "tiny", 16, 64, 16, 1)]}
-    import salt_budget.sweep.plan_table as plan_table
+    import salt_budget.sweep.planning.plan_table as plan_table
 
     original = plan_table.measured_rates
     plan_table.measured_rates = lambda folder, calibrations=None: rates

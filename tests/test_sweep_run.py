@@ -19,11 +19,11 @@ import yaml
 from salt_budget.cli import main
 from salt_budget.experiment import load_experiment
 from trainers.vjepa2 import vjepa2_flops_per_clip
-from salt_budget.sweep.plan import build_plan
-from salt_budget.sweep.options import PlanError, SweepOptions
-from salt_budget.sweep.results import FAILED_STEP, append_rows, read_results
-from salt_budget.sweep.runner import prepare_sweep_dir
-from salt_budget.sweep.trial import TeacherMissing, train_and_probe
+from salt_budget.sweep.planning.plan import build_plan
+from salt_budget.sweep.planning.options import PlanError, SweepOptions
+from salt_budget.sweep.results.store import FAILED_STEP, append_rows, read_results
+from salt_budget.sweep.running.runner import prepare_sweep_dir
+from salt_budget.sweep.running.trial import TeacherMissing, train_and_probe
 from trainers.checkpoint import load_checkpoint
 from trainers.config import to_dict
 
@@ -277,6 +277,24 @@ def test_a_rerun_trains_nothing_and_adds_no_rows(micro_sweep, cache, capsys):
     after = read_results(sweep_dir)
     assert len(after) == ROWS and after[["unit_key", "step"]].equals(table[["unit_key", "step"]])
     assert "0 trained by this run" in capsys.readouterr().out
+
+
+def test_a_tune_state_saved_by_another_version_is_set_aside_and_nothing_trains_again(micro_sweep, cache, capsys,
+                                                                                     monkeypatch):
+    from ray import tune
+
+    _, sweep_dir, _ = micro_sweep
+    before, rows = fingerprint(sweep_dir), len(read_results(sweep_dir))
+
+    def unreadable(*args, **kwargs):  # what unpickling a state whose classes moved raises
+        raise ModuleNotFoundError("No module named 'salt_budget.sweep.plan'")
+
+    monkeypatch.setattr(tune.Tuner, "restore", unreadable)
+    assert main([*SWEEP, "--resume", *overrides(sweep_dir.parent, cache)]) == 0
+    out = capsys.readouterr().out
+    assert "saved by another version of salt-budget" in out and "0 trained by this run" in out
+    assert [d.name for d in (sweep_dir / "ray").glob("students-*.unreadable-*")]
+    assert fingerprint(sweep_dir) == before and len(read_results(sweep_dir)) == rows
 
 
 def test_an_optuna_search_over_trained_allocations_stores_its_study_and_adds_nothing(micro_sweep, cache, capsys):

@@ -130,7 +130,7 @@ def add_ray_args(parser: argparse.ArgumentParser) -> None:
 
 
 def resources(args: argparse.Namespace):
-    from salt_budget.sweep.resources import Resources
+    from salt_budget.sweep.running.resources import Resources
 
     return Resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                      max_failures=args.max_failures, workers_per_trial=args.workers_per_trial,

@@ -48,8 +48,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from salt_budget.study.plan_text import study_table
     from salt_budget.study.runner import run_study
     from salt_budget.study.schedule import machine_cpus
-    from salt_budget.sweep.options import PlanError
-    from salt_budget.sweep.plan_table import format_plan, plan_frame
+    from salt_budget.sweep.planning.options import PlanError
+    from salt_budget.sweep.planning.plan_table import format_plan, plan_frame
 
     if args.cpus is not None and args.cpus < 1:
         raise PlanError(f"--cpus {args.cpus}: give at least 1 core")

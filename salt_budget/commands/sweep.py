@@ -93,8 +93,8 @@ def refuse_long_run(plan, frame, workers: int) -> None:
     """A sweep of many hours on this machine, or of a time this machine cannot price, starts only with --yes."""
     import math
 
-    from salt_budget.sweep.options import PlanError
-    from salt_budget.sweep.plan_table import _duration, baseline_frame
+    from salt_budget.sweep.planning.options import PlanError
+    from salt_budget.sweep.planning.plan_table import _duration, baseline_frame
 
     seconds = list(frame["predicted_s"])
     if plan.baselines:
@@ -115,11 +115,11 @@ def refuse_long_run(plan, frame, workers: int) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from salt_budget.experiment import load_experiment
-    from salt_budget.sweep.calibration import calibrate_plan
-    from salt_budget.sweep.disk import disk_lines
-    from salt_budget.sweep.plan import build_plan
-    from salt_budget.sweep.options import SweepOptions
-    from salt_budget.sweep.plan_table import format_plan, plan_frame
+    from salt_budget.sweep.planning.calibration import calibrate_plan
+    from salt_budget.sweep.planning.disk import disk_lines
+    from salt_budget.sweep.planning.plan import build_plan
+    from salt_budget.sweep.planning.options import SweepOptions
+    from salt_budget.sweep.planning.plan_table import format_plan, plan_frame
 
     options = SweepOptions(
         total_steps=args.total_steps, total_flops=args.total_flops, name=args.name, teacher_sizes=args.teacher_sizes,
@@ -143,6 +143,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if not args.address and not args.yes:
         refuse_long_run(plan, frame, args.workers_per_trial)
-    from salt_budget.sweep.runner import run_sweep
+    from salt_budget.sweep.running.runner import run_sweep
 
     return run_sweep(plan, resume=args.resume, address=args.address, resources=resources(args))

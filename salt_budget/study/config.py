@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from salt_budget.experiment import ExperimentConfig, load_experiment
-from salt_budget.sweep.options import SweepOptions
+from salt_budget.sweep.planning.options import SweepOptions
 from trainers.registry import baselines as registered_baselines
 from trainers.config import ConfigError
 from trainers.config_files import load_config

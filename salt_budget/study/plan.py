@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 
 from salt_budget.study.config import StudyConfig, StudySweep
-from salt_budget.sweep.plan import Plan, build_plan
-from salt_budget.sweep.options import PlanError
+from salt_budget.sweep.planning.plan import Plan, build_plan
+from salt_budget.sweep.planning.options import PlanError
 from trainers.config import to_dict
 from trainers.config_files import save_config
 

@@ -8,8 +8,8 @@ import pandas as pd
 
 from salt_budget.study.plan import StudyPlan
 from salt_budget.study.schedule import cpus_needed, sweep_width
-from salt_budget.sweep.plan_table import _duration, baseline_frame, plan_frame
-from salt_budget.sweep.resources import Resources
+from salt_budget.sweep.planning.plan_table import _duration, baseline_frame, plan_frame
+from salt_budget.sweep.running.resources import Resources
 
 
 def predicted_seconds(sweep_plan, workers: int = 1) -> float | None:

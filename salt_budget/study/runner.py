@@ -28,9 +28,9 @@ from salt_budget.study.sweep_process import (
     run_job,
     write_job,
 )
-from salt_budget.sweep.resources import Resources
-from salt_budget.sweep.ray_start import check_address
-from salt_budget.sweep.tuning import SweepInterrupted
+from salt_budget.sweep.running.resources import Resources
+from salt_budget.sweep.running.ray_start import check_address
+from salt_budget.sweep.running.tuning import SweepInterrupted
 
 
 def say(message: str) -> None:

@@ -15,9 +15,9 @@ import math
 import os
 from typing import Sequence
 
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.resources import Resources
-from salt_budget.sweep.teachers import ladders
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.running.resources import Resources
+from salt_budget.sweep.planning.teacher_ladders import ladders
 
 
 def machine_cpus() -> int:

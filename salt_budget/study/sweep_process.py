@@ -15,8 +15,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.resources import Resources
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.running.resources import Resources
 
 CRASHED = 3
 INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT
@@ -39,7 +39,7 @@ def write_job(job: SweepJob, path: Path) -> None:
 
 def run_job(job: SweepJob) -> int:
     """run_sweep's exit code, or CRASHED with the traceback printed: the study goes on with its other sweeps."""
-    from salt_budget.sweep.runner import run_sweep
+    from salt_budget.sweep.running.runner import run_sweep
 
     try:
         return run_sweep(job.plan, resume=job.resume, resources=job.resources, cpus=job.cpus)

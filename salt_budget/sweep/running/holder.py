@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from salt_budget.sweep.options import PlanError
+from salt_budget.sweep.planning.options import PlanError
 
 HOLDER_FILE = "driver.json"
 

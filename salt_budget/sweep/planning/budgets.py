@@ -7,9 +7,9 @@ import copy
 from fractions import Fraction
 
 from salt_budget.experiment import ExperimentConfig
-from salt_budget.sweep.costs import flops_per_clip
-from salt_budget.sweep.options import DEFAULT_FRACTIONS, PlanError, SweepOptions
-from salt_budget.sweep.units import Allocation
+from salt_budget.sweep.planning.costs import flops_per_clip
+from salt_budget.sweep.planning.options import DEFAULT_FRACTIONS, PlanError, SweepOptions
+from salt_budget.sweep.planning.units import Allocation
 
 
 def teacher_steps(budget: int, options: SweepOptions) -> list[int]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import time
 
-from salt_budget.sweep.costs import _rate_key, calibration_machine, flops_per_clip, measured_rates, stage_flops
-from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.planning.costs import _rate_key, calibration_machine, flops_per_clip, measured_rates, stage_flops
+from salt_budget.sweep.planning.plan import Plan
 from trainers.config import to_dict
 
 CALIBRATION_FILE = "calibration.jsonl"

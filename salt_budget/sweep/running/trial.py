@@ -23,13 +23,13 @@ import pandas as pd
 from ray import tune
 
 from trainers.locks import file_lock
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.results import append_rows, read_results
-from salt_budget.sweep.rows import student_row
-from salt_budget.sweep.teachers import probe_teacher
-from salt_budget.sweep.units import StudentUnit
-from salt_budget.sweep.unit_run import UNIT_LOCK, run_unit, train_unit
-from salt_budget.sweep.workers import Workers
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.results.store import append_rows, read_results
+from salt_budget.sweep.running.rows import student_row
+from salt_budget.sweep.running.teachers import probe_teacher
+from salt_budget.sweep.planning.units import StudentUnit
+from salt_budget.sweep.running.unit_run import UNIT_LOCK, run_unit, train_unit
+from salt_budget.sweep.running.workers import Workers
 
 # Row columns a trial reports to Tune (progress table, searcher), besides its timing.
 REPORTED = ("step", "acc_mean", "loss_smoothed", "flops_total", "rankme")

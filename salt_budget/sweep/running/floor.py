@@ -17,14 +17,14 @@ from trainers.config import config_hash, to_dict
 from trainers.encoders import encoder_description
 from trainers.locks import file_lock
 
-from salt_budget.sweep.results import append_rows, ok_steps, read_results
-from salt_budget.sweep.rows import common_columns, failed_row_columns
-from salt_budget.sweep.summary import say
-from salt_budget.sweep.units import data_view
+from salt_budget.sweep.results.store import append_rows, ok_steps, read_results
+from salt_budget.sweep.running.rows import common_columns, failed_row_columns
+from salt_budget.sweep.running.summary import say
+from salt_budget.sweep.planning.units import data_view
 
 if TYPE_CHECKING:
-    from salt_budget.sweep.plan import Plan
-    from salt_budget.sweep.resources import UnitResources
+    from salt_budget.sweep.planning.plan import Plan
+    from salt_budget.sweep.running.resources import UnitResources
 
 @dataclass(frozen=True)
 class FloorUnit:
@@ -90,7 +90,7 @@ def _floor_columns(unit: FloorUnit) -> dict[str, Any]:
 def probe_floors(plan: Plan, resources: UnitResources) -> None:
     """The floor of every size and seed that has no row yet, as Ray tasks; a failure is recorded, not fatal:
     the report then says the floor was not measured."""
-    from salt_budget.sweep.ray_tasks import run_as_tasks
+    from salt_budget.sweep.running.ray_tasks import run_as_tasks
 
     table = read_results(plan.sweep_dir)
     todo = [unit for unit in floor_units(plan) if 0 not in ok_steps(table, unit.key)]

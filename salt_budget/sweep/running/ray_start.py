@@ -11,7 +11,7 @@ import sys
 
 from trainers.registry import PLUGINS_VARIABLE
 
-from salt_budget.sweep.options import PlanError
+from salt_budget.sweep.planning.options import PlanError
 
 ADDRESS_TIMEOUT_S = 5  # a head node answers a TCP connection at once
 GCS_TIMEOUT_S = 15  # and its GCS within a second or two

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from trainers.config import config_hash
 
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.options import PlanError
-from salt_budget.sweep.results import append_rows
-from salt_budget.sweep.rows import failed_row
-from salt_budget.sweep.summary import SweepTimes, collect_trial_times, percent, say
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.planning.options import PlanError
+from salt_budget.sweep.results.store import append_rows
+from salt_budget.sweep.running.rows import failed_row
+from salt_budget.sweep.running.summary import SweepTimes, collect_trial_times, percent, say
 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from ray.tune import Callback, ResultGrid, TuneConfig
 
-    from salt_budget.sweep.resources import UnitResources
+    from salt_budget.sweep.running.resources import UnitResources
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -90,7 +90,7 @@ def _callback(plan: Plan) -> Callback:
 
         def on_step_begin(self, iteration, trials, **info):
             # This process's module, also from a callback that Tuner.restore unpickled.
-            stop = importlib.import_module("salt_budget.sweep.tuning")._current_stop
+            stop = importlib.import_module("salt_budget.sweep.running.tuning")._current_stop
             if stop is not None:
                 stop.at_step()
 
@@ -164,7 +164,7 @@ def train_students(plan: Plan, resources: UnitResources, times: SweepTimes, stop
     from ray import tune
     from ray.tune import CLIReporter
 
-    from salt_budget.sweep.trial import run_trial
+    from salt_budget.sweep.running.trial import run_trial
 
     # The classic reporter prints one compact status table at a time; the newer one a box per trial event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -177,10 +177,19 @@ def train_students(plan: Plan, resources: UnitResources, times: SweepTimes, stop
         held)
     experiment_dir = _experiment_dir(plan)
     started, started_at = time.perf_counter(), time.time()
+    tuner = None
     if tune.Tuner.can_restore(experiment_dir):
         say(f"resuming the Tune experiment {experiment_dir}")
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_errored=True)
-    else:
+        try:
+            tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_errored=True)
+        except (ModuleNotFoundError, AttributeError) as error:
+            # Saved by a salt-budget whose modules had other paths: its pickled state cannot be read. Nothing is
+            # lost by starting the experiment afresh: every trained unit is found by its key, its rows in the table.
+            aside = experiment_dir.with_name(f"{experiment_dir.name}.unreadable-{int(time.time())}")
+            experiment_dir.rename(aside)
+            say(f"the Tune experiment was saved by another version of salt-budget ({type(error).__name__}: {error}); "
+                f"set aside as {aside.name}, started afresh: trained units are kept and not trained again")
+    if tuner is None:
         parameters = ["allocation"] if plan.options.search == "grid" else ["teacher_size", "teacher_steps"]
         reporter = CLIReporter(
             parameter_columns=parameters, max_report_frequency=30, max_column_length=40,

@@ -14,7 +14,7 @@ from trainers.config import to_dict
 from trainers.data.config import DataConfig
 from trainers.registry import stage_kind, stage_kinds
 
-from salt_budget.sweep.processes import read_processes
+from salt_budget.sweep.results.processes import read_processes
 
 
 def flops_per_clip(kind: str, cfg: Any, data: DataConfig, teacher: Any = None) -> float:
@@ -50,7 +50,7 @@ def measured_rates(runs_dir: Path, calibrations: Path | None = None) -> dict[tup
     encoder preset, frames, resolution and the clips of one pass on the device (run.micro_batch where set):
     the median over runs of cumulative FLOPs over
     cumulative training wall time at their last logged step. Where none measured a key, a calibration of this
-    machine in the folder `calibrations` (salt_budget/sweep/calibration.py) stands in."""
+    machine in the folder `calibrations` (salt_budget/sweep/planning/calibration.py) stands in."""
     rates: dict[tuple, list[float]] = {}
     # <runs>/<sweep>/{teachers,trials,baselines}/<key>/ of sweeps and <runs>/<name>/<run>/ of `salt-budget train --run-dir`.
     for config_path in [*runs_dir.glob("*/*/config.yaml"), *runs_dir.glob("*/*/*/config.yaml")]:
@@ -84,7 +84,7 @@ def calibration_machine() -> str:
 
 
 def _calibrated_rates(folder: Path) -> dict[tuple, float]:
-    """Rates of calibration.jsonl (salt_budget/sweep/calibration.py) taken on this machine; the latest per key."""
+    """Rates of calibration.jsonl (salt_budget/sweep/planning/calibration.py) taken on this machine; the latest per key."""
     path = folder / "calibration.jsonl"
     if not path.is_file():
         return {}

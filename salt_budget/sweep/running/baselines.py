@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.ray_tasks import run_as_tasks
-from salt_budget.sweep.results import append_rows, ok_steps, read_results
-from salt_budget.sweep.rows import baseline_row, failed_row
-from salt_budget.sweep.summary import SweepTimes, flagged, percent, say
-from salt_budget.sweep.trial import probe_result
-from salt_budget.sweep.units import BaselineUnit
-from salt_budget.sweep.unit_run import run_unit, train_unit
-from salt_budget.sweep.workers import Workers
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.running.ray_tasks import run_as_tasks
+from salt_budget.sweep.results.store import append_rows, ok_steps, read_results
+from salt_budget.sweep.running.rows import baseline_row, failed_row
+from salt_budget.sweep.running.summary import SweepTimes, flagged, percent, say
+from salt_budget.sweep.running.trial import probe_result
+from salt_budget.sweep.planning.units import BaselineUnit
+from salt_budget.sweep.running.unit_run import run_unit, train_unit
+from salt_budget.sweep.running.workers import Workers
 
 if TYPE_CHECKING:
-    from salt_budget.sweep.resources import UnitResources
+    from salt_budget.sweep.running.resources import UnitResources
 
 
 def _train(unit: BaselineUnit, plan: Plan, rank: int | None = None) -> float:

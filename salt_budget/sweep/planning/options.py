@@ -9,7 +9,7 @@ from typing import Literal
 from trainers.config import ConfigError
 from trainers.registry import baselines
 
-from salt_budget.sweep.units import Schedule
+from salt_budget.sweep.planning.units import Schedule
 
 # The paper's shares at 240k steps (20k, 40k, 80k teacher steps) and its 80k + 80k split of 160k.
 DEFAULT_FRACTIONS = (Fraction(1, 12), Fraction(1, 6), Fraction(1, 3), Fraction(1, 2))

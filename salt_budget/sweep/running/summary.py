@@ -16,9 +16,9 @@ import pandas as pd
 from analysis.results import readout_name
 from analysis.schema import FLOOR_ROLE
 
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.plan_table import ladder_savings, teacher_steps_summary
-from salt_budget.sweep.results import read_results, table_path
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.planning.plan_table import ladder_savings, teacher_steps_summary
+from salt_budget.sweep.results.store import read_results, table_path
 
 if TYPE_CHECKING:  # Ray is imported only when a sweep runs
     from ray.tune import ResultGrid

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from salt_budget.sweep.options import PlanError
-from salt_budget.sweep.workers import Workers
+from salt_budget.sweep.planning.options import PlanError
+from salt_budget.sweep.running.workers import Workers
 
 
 @dataclass(frozen=True)

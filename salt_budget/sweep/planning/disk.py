@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from salt_budget.sweep.plan import Plan
+from salt_budget.sweep.planning.plan import Plan
 from trainers.registry import stage_kind
 from trainers.stage_config import EncoderConfig
 from trainers.stage_costs import config_spec, token_grid

@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 from trainers.locks import file_lock
 
-from salt_budget.sweep.ladder import TRUNK_LOCK, Rung, RunLadder, latest_step, train_rung
-from salt_budget.sweep.processes import record_process
-from salt_budget.sweep.workers import Workers, run_on_workers
+from salt_budget.sweep.planning.ladder import Rung, RunLadder
+from salt_budget.sweep.running.rungs import TRUNK_LOCK, latest_step, train_rung
+from salt_budget.sweep.results.processes import record_process
+from salt_budget.sweep.running.workers import Workers, run_on_workers
 
 UNIT_LOCK = ".lock"  # in a unit's run directory: held by whichever process (trial, task, driver) runs it
 

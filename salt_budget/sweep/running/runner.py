@@ -19,21 +19,22 @@ import yaml
 from trainers.config import to_dict
 from trainers.config_files import save_config
 
-from salt_budget.sweep.baselines import train_baselines
-from salt_budget.sweep.floor import probe_floors
-from salt_budget.sweep.holder import hold, release
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.options import PlanError
-from salt_budget.sweep.plan_table import plan_frame, write_plan_csv
-from salt_budget.sweep.ray_tasks import run_as_tasks
-from salt_budget.sweep.results import FAILED_STEP, append_rows, compile_results, read_results
-from salt_budget.sweep.rows import failed_row
-from salt_budget.sweep.summary import SweepTimes, covered, say, summarize, sweep_progress
-from salt_budget.sweep.teachers import TeacherLadders, ladders, teachers_task
-from salt_budget.sweep.ray_start import start_ray
-from salt_budget.sweep.signals import NoTuneRestoreHint, Signals
-from salt_budget.sweep.tuning import SweepInterrupted, TuneStop, check_resume, train_students
-from salt_budget.sweep.resources import Resources, UnitResources, unit_resources
+from salt_budget.sweep.running.baselines import train_baselines
+from salt_budget.sweep.running.floor import probe_floors
+from salt_budget.sweep.running.holder import hold, release
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.planning.options import PlanError
+from salt_budget.sweep.planning.plan_table import plan_frame, write_plan_csv
+from salt_budget.sweep.running.ray_tasks import run_as_tasks
+from salt_budget.sweep.results.store import FAILED_STEP, append_rows, compile_results, read_results
+from salt_budget.sweep.running.rows import failed_row
+from salt_budget.sweep.running.summary import SweepTimes, covered, say, summarize, sweep_progress
+from salt_budget.sweep.planning.teacher_ladders import TeacherLadders, ladders
+from salt_budget.sweep.running.teachers import teachers_task
+from salt_budget.sweep.running.ray_start import start_ray
+from salt_budget.sweep.running.signals import NoTuneRestoreHint, Signals
+from salt_budget.sweep.running.tuning import SweepInterrupted, TuneStop, check_resume, train_students
+from salt_budget.sweep.running.resources import Resources, UnitResources, unit_resources
 
 
 
@@ -118,7 +119,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None,
         if resume:
             # The table rebuilt from the units' own rows before anything runs: a results.parquet cut by a crash
             # or a full disk is replaced, an unreadable old one refused with what to do (TableDamaged).
-            from salt_budget.sweep.trial import reprobe_lost_students  # imports Ray
+            from salt_budget.sweep.running.trial import reprobe_lost_students  # imports Ray
 
             compile_results(plan.sweep_dir)
             lost = reprobe_lost_students(plan)

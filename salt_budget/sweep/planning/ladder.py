@@ -1,4 +1,4 @@
-"""Ladders of student or baseline runs that differ only in length: one trunk, a cool-down branch per shorter run.
+"""Ladders of teacher, student or baseline runs that differ only in length: one trunk, a cool-down branch per shorter run.
 
 A wsd run (warm-up, constant lr and weight decay, a linear cool-down over its last steps) does not depend on
 its own length before its cool-down. So the runs of one ladder (students of one teacher at several budgets,
@@ -9,32 +9,22 @@ point (weights, optimiser, data position and step), so it ends where a standalon
 would. A branch without a cool-down (a constant-lr baseline) trains nothing: the trunk's checkpoint at its
 length is that run. The ladder trains max(S) plus the shorter runs' cool-downs instead of the sum of all S.
 
-The trunk trains in segments that end at the branch points, each segment under the trunk's lock, so that a
-branch can start as soon as the trunk passes its point, whichever trial comes first: the trunk's trial or a
-branch's trial extends the trunk as far as it needs. Every segment ends with a checkpoint and a metrics row,
-so the trunk's files do not depend on who trained which segment.
-
 A run of another schedule (cosine), or whose EMA momentum changes with its length, is a ladder of one: it
-trains alone, as before.
+trains alone. How a ladder trains (its trunk in segments): salt_budget/sweep/running/rungs.py.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainers.atomic import write_text
-from trainers.checkpoint import checkpoint_path, list_checkpoints
+from trainers.checkpoint import checkpoint_path
 from trainers.config import config_hash, to_dict
-from trainers.locks import file_lock
 
 BRANCH_FILE = "branch.json"  # in a cool-down branch's run directory: the trunk it started from
-TRUNK_LOCK = ".trunk.lock"  # held while a segment of the trunk trains (the run's own .lock guards its trial)
 
 
 class Rung(Protocol):
@@ -54,8 +44,6 @@ class Rung(Protocol):
     key: str
 
 
-# Trains `unit` with `cfg` in unit.run_dir, from `init_from` where given, pausing at `stop_at` where given.
-TrainRun = Callable[..., Any]
 
 
 def length_independent(cfg: Any) -> bool:
@@ -73,7 +61,7 @@ def ladder_group(unit: Rung, shared: dict[str, Any]) -> str:
     return config_hash({"cfg": view, **shared})
 
 
-def _step_file(run_dir: Path, step: int) -> Path:
+def step_file(run_dir: Path, step: int) -> Path:
     return checkpoint_path(run_dir / "checkpoints", step)
 
 
@@ -118,10 +106,10 @@ class RunLadder:
 
     def checkpoint(self, unit: Rung, step: int) -> Path:
         """Where `unit`'s checkpoint at `step` lies: its own folder, or the trunk's before its branch point."""
-        own = _step_file(unit.run_dir, step)
+        own = step_file(unit.run_dir, step)
         if self.is_trunk(unit) or own.is_file() or step > self.branch_point(unit):
             return own
-        return _step_file(self.trunk.run_dir, step)
+        return step_file(self.trunk.run_dir, step)
 
     def final_checkpoint(self, unit: Rung) -> Path:
         return self.checkpoint(unit, unit.steps)
@@ -147,54 +135,3 @@ def ladders_of(units: Iterable[Rung], group: Callable[[Rung], str]) -> list[RunL
         else:
             result.append(RunLadder(tuple(members)))
     return result
-
-
-def latest_step(run_dir: Path) -> int:
-    existing = list_checkpoints(run_dir / "checkpoints")
-    return existing[-1][0] if existing else 0
-
-
-def _extend_trunk(ladder: RunLadder, upto: int, train_run: TrainRun, locked: bool) -> None:
-    """Train the trunk through every segment that ends at or before `upto`."""
-    trunk, cfg = ladder.trunk, ladder.trunk_config()
-    for end in ladder.segment_ends():
-        if end > upto:
-            break
-        with file_lock(trunk.run_dir / TRUNK_LOCK) if locked else nullcontext():
-            if _step_file(trunk.run_dir, end).is_file() or latest_step(trunk.run_dir) >= end:
-                continue
-            train_run(trunk, cfg, stop_at=end)
-
-
-def _write_branch_file(unit: Rung, trunk: Rung, step: int) -> None:
-    unit.run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(unit.run_dir / BRANCH_FILE,
-               json.dumps({"trunk": trunk.key, "trunk_dir": str(trunk.run_dir), "step": step}, indent=2))
-
-
-def train_rung(ladder: RunLadder, unit: Rung, train_run: TrainRun, *, locked: bool = True,
-               write: bool = True) -> None:
-    """Train `unit` of `ladder` to its end, and the trunk as far as it needs.
-
-    `locked`: take the trunk's lock per segment (off on Ray Train workers, whose driver holds it: two ranks on
-    one node would otherwise wait for each other). `write`: this process records the branch (rank 0)."""
-    if ladder.is_trained(unit):
-        return
-    if ladder.is_trunk(unit):
-        _extend_trunk(ladder, unit.steps, train_run, locked)
-        return
-    point = ladder.branch_point(unit)
-    if latest_step(unit.run_dir) == 0:  # not started: it starts from the trunk
-        _extend_trunk(ladder, point, train_run, locked)
-        if point == unit.steps:  # no cool-down: the trunk's checkpoint is this run
-            return
-        source = _step_file(ladder.trunk.run_dir, point)
-        if not source.is_file():
-            # A trunk finished by an earlier sweep with other branch points lacks this one: train alone.
-            train_run(unit, unit.cfg)
-            return
-        if write:
-            _write_branch_file(unit, ladder.trunk, point)
-        train_run(unit, unit.cfg, init_from=source)
-        return
-    train_run(unit, unit.cfg)  # a branch (or a run alone) continues from its own last checkpoint

@@ -16,10 +16,10 @@ from trainers.stage_config import EncoderConfig, OptimConfig
 from trainers.stage_costs import token_grid
 
 from salt_budget.experiment import ExperimentConfig
-from salt_budget.sweep.budgets import baseline_steps, flops_allocations, teacher_steps
-from salt_budget.sweep.options import PlanError, SweepOptions, check_options
-from salt_budget.sweep.ladder import RunLadder, ladder_group, ladders_of
-from salt_budget.sweep.units import (
+from salt_budget.sweep.planning.budgets import baseline_steps, flops_allocations, teacher_steps
+from salt_budget.sweep.planning.options import PlanError, SweepOptions, check_options
+from salt_budget.sweep.planning.ladder import RunLadder, ladder_group, ladders_of
+from salt_budget.sweep.planning.units import (
     Allocation, BaselineUnit, StudentUnit, TeacherId, TeacherUnit, baseline_unit, data_view,
     student_unit, teacher_unit,
 )

@@ -9,9 +9,9 @@ import pandas as pd
 from analysis.markdown import budget_name
 from trainers.atomic import atomic_write
 
-from salt_budget.sweep.costs import ASSUMED_EFFICIENCY, flops_per_clip, measured_rates, predicted_seconds, stage_flops
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.teachers import ladders
+from salt_budget.sweep.planning.costs import ASSUMED_EFFICIENCY, flops_per_clip, measured_rates, predicted_seconds, stage_flops
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.planning.teacher_ladders import ladders
 
 
 def plan_frame(plan: Plan, workers: int = 1) -> pd.DataFrame:
@@ -169,7 +169,7 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         timing = (f"predicted training time per allocation on {on} (probes not included): "
                   f"{_duration(total)} in all, serially ({_duration(total * workers)} of device time: {workers} "
                   f"device(s) per unit), from FLOP rates measured by earlier runs in {plan.sweep_dir.parent} or, where none "
-                  f"did, calibrated on this machine (salt_budget/sweep/calibration.py)")
+                  f"did, calibrated on this machine (salt_budget/sweep/planning/calibration.py)")
         if frame["efficiency_assumed"].any():
             timing += (f"; no run there was measured with {workers} workers, so {workers} workers are taken at "
                        f"{ASSUMED_EFFICIENCY:.0%} parallel efficiency ({workers} x one process's rate x "

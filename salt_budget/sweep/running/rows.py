@@ -14,9 +14,9 @@ from analysis.schema import COLLAPSE_STD, SCHEMA_VERSION
 from trainers.checkpoint import load_checkpoint
 from trainers.provenance import PROVENANCE_FILE
 
-from salt_budget.sweep.ladder import BRANCH_FILE
-from salt_budget.sweep.results import FAILED_STEP
-from salt_budget.sweep.units import Allocation, BaselineUnit, StudentUnit, TeacherUnit
+from salt_budget.sweep.planning.ladder import BRANCH_FILE
+from salt_budget.sweep.results.store import FAILED_STEP
+from salt_budget.sweep.planning.units import Allocation, BaselineUnit, StudentUnit, TeacherUnit
 _MASK_COLUMNS = ("context_ratio", "target_ratio", "raw_target_ratio")
 
 

@@ -8,7 +8,7 @@ import signal
 import threading
 from typing import Any
 
-from salt_budget.sweep.tuning import SweepInterrupted, running_fit
+from salt_budget.sweep.running.tuning import SweepInterrupted, running_fit
 
 
 class Signals:

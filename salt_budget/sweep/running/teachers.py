@@ -12,59 +12,20 @@ With "cosine" (the paper's schedule) every T is its own run, still trained once.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from salt_budget.sweep.ladder import RunLadder, length_independent
-from salt_budget.sweep.plan import Plan
-from salt_budget.sweep.results import append_rows, ok_steps, read_results
-from salt_budget.sweep.rows import failed_row, teacher_row
-from salt_budget.sweep.unit_run import run_unit, train_unit
-from salt_budget.sweep.units import TeacherUnit
-from salt_budget.sweep.workers import Workers
+from salt_budget.sweep.planning.ladder import length_independent
+from salt_budget.sweep.planning.teacher_ladders import TeacherLadders
+from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.results.store import append_rows, ok_steps, read_results
+from salt_budget.sweep.running.rows import failed_row, teacher_row
+from salt_budget.sweep.running.unit_run import run_unit, train_unit
+from salt_budget.sweep.planning.units import TeacherUnit
+from salt_budget.sweep.running.workers import Workers
 
 
 class TeacherFailed(RuntimeError):
     """Some teachers of a ladder could not be trained; the message names each and why."""
-
-
-@dataclass(frozen=True)
-class TeacherLadders:
-    """The teachers of one size and seed, trained by one Ray task: one ladder (ladder.py) with "wsd", one ladder
-    per teacher with "cosine"."""
-
-    ladders: tuple[RunLadder, ...]
-
-    @property
-    def units(self) -> tuple[TeacherUnit, ...]:
-        return tuple(sorted((unit for ladder in self.ladders for unit in ladder.units), key=lambda u: u.id.steps))
-
-    @property
-    def name(self) -> str:
-        first = self.units[0].id
-        return f"{first.size} seed {first.seed}"
-
-    @property
-    def trunk(self) -> TeacherUnit:
-        return self.units[-1]
-
-    def trunk_config(self) -> Any:
-        return self._trunk_ladder.trunk_config()
-
-    def steps_to_train(self) -> int:
-        return sum(ladder.steps_to_train() for ladder in self.ladders)
-
-    @property
-    def _trunk_ladder(self) -> RunLadder:
-        return next(ladder for ladder in self.ladders if ladder.is_trunk(self.trunk))
-
-
-def ladders(plan: Plan) -> list[TeacherLadders]:
-    groups: dict[tuple[str, int], dict[int, RunLadder]] = {}
-    for tid, _ in sorted(plan.teachers.items()):
-        ladder = plan.teacher_ladders[tid]
-        groups.setdefault((tid.size, tid.seed), {})[id(ladder)] = ladder
-    return [TeacherLadders(tuple(group.values())) for group in groups.values()]
 
 
 def probe_teacher(unit: TeacherUnit, plan: Plan) -> float:
