@@ -28,7 +28,7 @@ PLUGINS_GROUP = "salt_budget.stages"
 class StageKind:
     kind: str  # the experiment's config section, a checkpoint's "kind", a baseline's results role
     config_class: type  # the stage's config dataclass, with encoder, masks, optim and run sections
-    stage_class: Callable[..., Any]  # stage_class(cfg, data) -> a Stage (trainers/loop.py)
+    stage_class: Callable[..., Any]  # stage_class(cfg, data) -> a Stage (trainers/stage_protocol.py)
     label: str  # how reports name it
     _: KW_ONLY
     # flops_per_clip(cfg=, data=, teacher=) -> the stage's FLOPs per training clip predicted from its config
