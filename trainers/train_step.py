@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -16,9 +16,7 @@ from trainers.distributed import Ranks, average_gradients
 from trainers.masks import MaskSet
 from trainers.schedules import learning_rate, weight_decay
 from trainers.stage_config import OptimConfig
-
-if TYPE_CHECKING:
-    from trainers.stage_protocol import Stage
+from trainers.stage_protocol import Stage
 
 
 @dataclass
