@@ -25,6 +25,14 @@ def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"step_{step:08d}.pt"
 
 
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The step a checkpoint file holds, from its name (checkpoint_path's inverse)."""
+    match = _STEP_FILE.match(Path(path).name)
+    if match is None:
+        raise CheckpointError(f"{path} is not named as a checkpoint (step_NNNNNNNN.pt)")
+    return int(match.group(1))
+
+
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     """(step, path) of the complete checkpoints in `folder`, by step."""
     if not folder.is_dir():

@@ -77,8 +77,9 @@ def _record_teacher_failure(plan: Plan, ladder: TeacherLadders, reason: str) -> 
 
 def train_teachers(plan: Plan, resources: UnitResources, times: SweepTimes) -> None:
     """One Ray task per ladder with something left to train; a ladder that fails for good marks its teachers."""
-    todo = [ladder for ladder in ladders(plan) if not all(u.final_checkpoint.is_file() for u in ladder.units)]
-    done = len(ladders(plan)) - len(todo)
+    groups = ladders(plan)
+    todo = [ladder for ladder in groups if not all(u.final_checkpoint.is_file() for u in ladder.units)]
+    done = len(groups) - len(todo)
     if done:
         say(f"{done} teacher ladder(s) already trained: reused")
     if not todo:

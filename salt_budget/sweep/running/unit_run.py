@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
+from trainers.checkpoint import checkpoint_step
 from trainers.locks import file_lock
 
 from salt_budget.sweep.planning.ladder import Rung, RunLadder
@@ -17,10 +18,6 @@ from salt_budget.sweep.results.processes import record_process
 from salt_budget.sweep.running.workers import Workers, run_on_workers
 
 UNIT_LOCK = ".lock"  # in a unit's run directory: held by whichever process (trial, task, driver) runs it
-
-
-def _step_of(checkpoint: Path) -> int:
-    return int(checkpoint.stem.split("_")[1])
 
 
 def train_unit(unit: Rung, ladder: RunLadder, plan: Any, rank: int | None = None) -> dict[str, float]:
@@ -37,7 +34,7 @@ def train_unit(unit: Rung, ladder: RunLadder, plan: Any, rank: int | None = None
         return spent
 
     def train_run(rung: Rung, cfg: Any, *, init_from: Path | None = None, stop_at: int | None = None) -> None:
-        start = latest_step(rung.run_dir) or (_step_of(init_from) if init_from else 0)
+        start = latest_step(rung.run_dir) or (checkpoint_step(init_from) if init_from else 0)
         record_process(rung.run_dir)
         train_stage(rung.kind, cfg, plan.experiment.data, rung.run_dir, seed=rung.seed, init_from=init_from,
                     progress=False, stop_at=stop_at)
