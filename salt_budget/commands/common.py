@@ -129,6 +129,23 @@ def add_ray_args(parser: argparse.ArgumentParser) -> None:
                         help="GPUs per Ray Train worker (default 1 where the cluster has GPUs, else 0)")
 
 
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+
+
+def _tracker(name: str) -> str:
+    if name not in TRACKERS:
+        raise argparse.ArgumentTypeError(f"unknown tracker {name!r}; choose from {', '.join(TRACKERS)}")
+    return name
+
+
+def add_tracker_args(parser: argparse.ArgumentParser) -> None:
+    """--tracker: where each run is also logged as it trains (trainers/tracking/)."""
+    parser.add_argument("--tracker", dest="trackers", nargs="+", action=ValuesThenOverrides, default=(),
+                        convert=_tracker, metavar="NAME",
+                        help="also log every run to these trackers: tensorboard, wandb, mlflow (several allowed; "
+                             "each needs its extra, e.g. pip install 'salt-budget[wandb]')")
+
+
 def resources(args: argparse.Namespace):
     from salt_budget.sweep.running.resources import Resources
 

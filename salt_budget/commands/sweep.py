@@ -8,6 +8,7 @@ from salt_budget.commands.common import (
     ValuesThenOverrides,
     add_experiment_args,
     add_ray_args,
+    add_tracker_args,
     parse_flops,
     parse_fraction,
     parse_steps,
@@ -45,9 +46,20 @@ def add_parser(commands) -> None:
     sweep.add_argument("--seeds", convert=int, default=(), metavar="SEED", **several,
                        help="seeds (default: the experiment's seed)")
     sweep.add_argument("--search", choices=["grid", "optuna"], default="grid",
-                       help="grid: every allocation; optuna: Ray Tune's OptunaSearch (TPE) over teacher share and size")
+                       help="grid: every allocation; optuna: Ray Tune's OptunaSearch (seeded TPE) over the teacher "
+                            "share, continuous on a log scale within --share-bounds (and the teacher size), its "
+                            "study in runs/<name>/optuna.db")
     sweep.add_argument("--trials", type=int, default=None,
                        help="allocations the optuna search may train (default: none; required with optuna)")
+    sweep.add_argument("--share-bounds", nargs=2, type=parse_fraction, default=None, metavar=("LO", "HI"),
+                       help="optuna: the teacher share's bounds, in (0, 1), e.g. 1/24 1/2 (default 1/12 1/2)")
+    sweep.add_argument("--search-seed", type=int, default=None,
+                       help="optuna: the TPE sampler's seed (default: the experiment's seed)")
+    sweep.add_argument("--pruning", choices=["median", "none"], default="median",
+                       help="optuna: median stops a trial whose probe accuracy at a probe point falls behind the "
+                            "median of the finished trials there; none trains every trial to its end")
+    sweep.add_argument("--pruning-startup", type=int, default=3, metavar="K",
+                       help="optuna: trials that must finish before any is pruned")
     sweep.add_argument("--teacher-schedule", choices=["wsd", "cosine"], default="wsd",
                        help="wsd: one constant-lr trunk + a cool-down branch per teacher (each step trained once); "
                             "cosine: the paper's schedule, one run per teacher")
@@ -69,6 +81,7 @@ def add_parser(commands) -> None:
     sweep.add_argument("--yes", action="store_true",
                        help=f"start a sweep predicted to run longer than {LONG_RUN_H:g} h on this machine, or whose "
                             f"time cannot be predicted here")
+    add_tracker_args(sweep)
     add_ray_args(sweep)
     sweep.set_defaults(handler=_cmd_sweep)
 
@@ -128,6 +141,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         teacher_schedule=args.teacher_schedule, student_schedule=args.student_schedule,
         cooldown_fraction=args.cooldown_fraction,
         probe_points=args.probe_points, baselines=args.baselines,
+        share_bounds=tuple(float(b) for b in args.share_bounds) if args.share_bounds else None,
+        search_seed=args.search_seed, pruning=args.pruning, pruning_startup=args.pruning_startup,
+        trackers=tuple(dict.fromkeys(args.trackers)),
     )
     resources(args).validate()  # a wrong resource flag fails in the dry run too, not only once Ray has started
     experiment, overrides = split_experiment(args)

@@ -32,6 +32,12 @@ class SweepOptions:
     seeds: tuple[int, ...] = ()  # () -> the experiment's seed
     search: Literal["grid", "optuna"] = "grid"
     trials: int | None = None
+    # optuna: the teacher share searched on a log scale between these bounds (None: DEFAULT_FRACTIONS' ends)
+    share_bounds: tuple[float, float] | None = None
+    search_seed: int | None = None  # the TPE sampler's seed (None: the experiment's seed)
+    pruning: Literal["median", "none"] = "median"  # optuna: stop a trial behind the median at a probe point
+    pruning_startup: int = 3  # trials that finish before any is pruned
+    trackers: tuple[str, ...] = ()  # tensorboard, wandb, mlflow: where every unit is also logged (tracking)
     teacher_schedule: Schedule = "wsd"
     student_schedule: Schedule | None = None  # None: the teachers' (wsd: students of a teacher share a trunk)
     cooldown_fraction: float = 0.2
