@@ -18,6 +18,9 @@ SALT_ROLES = ("teacher", "student")  # every other role but the floor is a basel
 # Never-trained encoders probed on the sweep's readout (salt_budget/sweep/running/floor.py): the floor every accuracy is
 # read against. Results keeps them apart (Results.floor), so no figure or finding counts them as encoders.
 FLOOR_ROLE = "random_init"
+# The status of the row that marks a search trial stopped at a probe point by the search's pruning (its probed
+# checkpoints keep their "ok" rows; it has no final one). Not a failure: it ran as the search asked.
+PRUNED_STATUS = "pruned"
 UNKNOWN_READOUT = "readout not recorded (a table written before salt-budget recorded it)"
 # Columns that say how and where a row was read; a table whose rows differ in one of them mixes what should
 # not be compared without saying so (salt_budget/sweep/results/store.py writes them).

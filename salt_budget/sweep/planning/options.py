@@ -97,12 +97,32 @@ def check_options(options: SweepOptions) -> None:
         if method not in baselines():
             raise PlanError(f"--baselines {method}: unknown baseline; choose from {', '.join(baselines())}")
     if options.search == "optuna":
-        if options.trials is None or options.trials < 1:
-            raise PlanError("--search optuna needs --trials K >= 1: how many allocations the search may train")
-        if len(options.budgets) > 1 or len(set(options.seeds)) > 1:
-            raise PlanError(
-                "--search optuna searches the teacher share of ONE budget and seed (a larger budget always wins); "
-                "run one sweep per budget with the same --name to share the teachers"
-            )
-    elif options.trials is not None:
-        raise PlanError("--trials applies to --search optuna; a grid sweep trains every allocation")
+        _check_search(options)
+        return
+    for given, flag in [(options.trials is not None, "--trials"), (options.share_bounds is not None, "--share-bounds"),
+                        (options.search_seed is not None, "--search-seed")]:
+        if given:
+            raise PlanError(f"{flag} applies to --search optuna; a grid sweep trains every allocation")
+
+
+def share_bounds(options: SweepOptions) -> tuple[float, float]:
+    """The teacher shares an optuna search draws from, on a log scale."""
+    return options.share_bounds or (float(min(DEFAULT_FRACTIONS)), float(max(DEFAULT_FRACTIONS)))
+
+
+def _check_search(options: SweepOptions) -> None:
+    if options.trials is None or options.trials < 1:
+        raise PlanError("--search optuna needs --trials K >= 1: how many allocations the search may train")
+    if len(options.budgets) > 1 or len(set(options.seeds)) > 1:
+        raise PlanError(
+            "--search optuna searches the teacher share of ONE budget and seed (a larger budget always wins); "
+            "run one sweep per budget with the same --name to share the teachers"
+        )
+    if options.teacher_steps or options.teacher_fractions:
+        raise PlanError("--search optuna draws the teacher share between --share-bounds LO HI (default 1/12 1/2); "
+                        "--teacher-steps and --teacher-fractions name a grid's points: drop them")
+    low, high = share_bounds(options)
+    if not 0 < low < high < 1:
+        raise PlanError(f"--share-bounds {low:g} {high:g}: give 0 < LO < HI < 1 (teacher shares of the budget)")
+    if options.pruning_startup < 0:
+        raise PlanError(f"--pruning-startup {options.pruning_startup}: give 0 or more finished trials")

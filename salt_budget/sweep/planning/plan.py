@@ -19,6 +19,7 @@ from salt_budget.experiment import ExperimentConfig
 from salt_budget.sweep.planning.budgets import baseline_steps, flops_allocations, teacher_steps
 from salt_budget.sweep.planning.options import PlanError, SweepOptions, check_options
 from salt_budget.sweep.planning.ladder import RunLadder, ladder_group, ladders_of
+from salt_budget.sweep.planning.search_space import add_search_units, bound_allocations, proposal_student
 from salt_budget.sweep.planning.units import (
     Allocation, BaselineUnit, StudentUnit, TeacherId, TeacherUnit, baseline_unit, data_view,
     student_unit, teacher_unit,
@@ -51,11 +52,8 @@ class Plan:
         """The unit a Tune trial trains: named by the grid, or picked by the search (one budget and seed)."""
         if "allocation" in trial_config:
             return self.students[trial_config["allocation"]]
-        for student in self.students.values():
-            allocation = student.allocation
-            if (allocation.teacher_size, allocation.teacher_steps) == (trial_config["teacher_size"],
-                                                                        trial_config["teacher_steps"]):
-                return student
+        if "teacher_share" in trial_config:  # a proposal: its units join the plan (search_space.py)
+            return proposal_student(self, trial_config)
         raise KeyError(f"no planned allocation matches the trial config {trial_config}")
 
 
@@ -89,7 +87,9 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
                 f"teacher must produce one target per student token; choose sizes with equal patch and tubelet "
                 f"sizes (the CPU presets use patch 8, the ViT presets 16) or set teacher.encoder.patch_size"
             )
-    if options.total_flops:
+    if options.search == "optuna":
+        allocations = []  # the bounds' allocations, once the plan exists (search_space.py)
+    elif options.total_flops:
         allocations = [allocation for flops in options.budgets for size in teacher_sizes
                        for allocation in flops_allocations(experiment, options, flops, size, student_size,
                                                             options.seeds_of(flops, seeds))]
@@ -103,7 +103,15 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
         ]
     sweep_dir = Path(experiment.runs_dir).expanduser().resolve() / experiment.name
     plan = Plan(experiment, options, sweep_dir, allocations)
-    for allocation in allocations:
+    if options.search == "optuna":
+        plan.allocations = bound_allocations(plan)
+        for allocation in plan.allocations:
+            student = add_search_units(plan, allocation)
+            _validate_optim(student.teacher.cfg.optim, f"teacher {student.teacher.id.size} of "
+                            f"{student.teacher.steps} steps", "teacher")
+            _validate_optim(student.cfg.optim, f"student of {allocation.student_steps} steps ({allocation.id})",
+                            "student")
+    for allocation in allocations:  # a grid's (a search's units are in the plan already)
         tid = allocation.teacher_id
         if tid not in plan.teachers:
             unit = teacher_unit(sweep_dir, experiment, tid, options.teacher_schedule, options.cooldown_fraction)
@@ -126,10 +134,11 @@ def build_plan(experiment: ExperimentConfig, options: SweepOptions) -> Plan:
                 _validate_optim(unit.cfg.optim, f"baseline {unit.id}", method)
                 plan.baselines[unit.id] = unit
     data = data_view(experiment.data)
-    for ladder in ladders_of(plan.teachers.values(), lambda unit: ladder_group(
+    # A search's teachers and students have their search ladders already (search_space.py).
+    for ladder in ladders_of(plan.teachers.values() if options.search == "grid" else (), lambda unit: ladder_group(
             unit, {"kind": "teacher", "seed": unit.seed, "data": data})):
         plan.teacher_ladders.update({unit.id: ladder for unit in ladder.units})
-    for ladder in ladders_of(plan.students.values(), lambda unit: ladder_group(
+    for ladder in ladders_of(plan.students.values() if options.search == "grid" else (), lambda unit: ladder_group(
             unit, {"kind": "student", "seed": unit.allocation.seed, "teacher": unit.teacher.key, "data": data})):
         plan.student_ladders.update({unit.allocation.id: ladder for unit in ladder.units})
     for ladder in ladders_of(plan.baselines.values(), lambda unit: ladder_group(

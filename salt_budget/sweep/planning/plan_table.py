@@ -11,6 +11,7 @@ from trainers.atomic import atomic_write
 
 from salt_budget.sweep.planning.costs import ASSUMED_EFFICIENCY, flops_per_clip, measured_rates, predicted_seconds, stage_flops
 from salt_budget.sweep.planning.plan import Plan
+from salt_budget.sweep.planning.search_space import search_space_text
 from salt_budget.sweep.planning.teacher_ladders import ladders
 
 
@@ -148,7 +149,7 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
                 if options.teacher_schedule == "wsd" else "cosine, one run per teacher")
     schedule += ("; students: wsd ladders (the students of a teacher share a trunk)"
                  if options.students_schedule == "wsd" else "; students: cosine, one run per allocation")
-    search = "grid" if options.search == "grid" else f"optuna TPE, {options.trials} trials"
+    search = "grid" if options.search == "grid" else search_space_text(plan)
     shown = frame.assign(
         budget=[budget_name(v, k) for v, k in zip(frame["budget"], frame["budget_kind"])],
         teacher_share=frame["teacher_share"].map("{:.3f}".format),
@@ -187,7 +188,11 @@ def format_plan(plan: Plan, frame: pd.DataFrame) -> str:
         shown[columns].to_string(index=False),
         "FLOPs: docs/paper.md section 7 with the mask generator's expected token counts; rel = total / the "
         "cheapest allocation's.",
-        *_saving_lines(plan),
+        *(_saving_lines(plan) if options.search == "grid" else [
+            f"a search: the rows above are its bounds' allocations; each of its {options.trials} trials trains one "
+            f"allocation between them (a teacher, branched from its size's search trunk where it can, and its "
+            f"student), so the whole search costs about {options.trials} times a row's time, less what pruning "
+            f"stops"]),
         timing,
     ]
     if plan.baselines:

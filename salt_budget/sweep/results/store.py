@@ -18,7 +18,8 @@ rows/ existed (results.parquet alone) is read as it is and split into rows/ by t
 if its results.parquet cannot be read, TableDamaged says what to do.
 
 A unit that fails for good gets one row at step FAILED_STEP with status "failed" and the reason; its rows from
-a later successful attempt replace it. target_std and collapsed are a baseline's collapse signal
+a later successful attempt replace it. A search trial stopped at a probe point by the search's pruning gets such a
+row with status "pruned" instead (salt_budget/sweep/running/search_trial.py); its probed checkpoints keep theirs. target_std and collapsed are a baseline's collapse signal
 (analysis/schema.py COLLAPSE_STD), empty for teachers and students. Every file is read from one snapshot of its bytes
 (analysis.tables.read_parquet_snapshot), so a reader sees one whole version of it, never half of one.
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.probe_columns import probe_columns
-from analysis.schema import COLLAPSE_STD, SCHEMA_VERSION
+from analysis.schema import COLLAPSE_STD, PRUNED_STATUS, SCHEMA_VERSION
 from trainers.checkpoint import load_checkpoint
 from trainers.provenance import PROVENANCE_FILE
 
@@ -158,3 +158,8 @@ def failed_row(unit: TeacherUnit | StudentUnit | BaselineUnit, reason: str, *, s
 
 def failed_row_columns(reason: str) -> dict[str, Any]:
     return {"step": FAILED_STEP, "status": "failed", "reason": reason}
+
+
+def pruned_row(student: StudentUnit, reason: str, *, sweep: str, config_hash: str) -> dict[str, Any]:
+    """The row that marks a student its search stopped at a probe point: its probed checkpoints keep their rows."""
+    return {**failed_row(student, reason, sweep=sweep, config_hash=config_hash), "status": PRUNED_STATUS}

@@ -50,13 +50,29 @@ def _write_branch_file(unit: Rung, trunk: Rung, step: int) -> None:
                json.dumps({"trunk": trunk.key, "trunk_dir": str(trunk.run_dir), "step": step}, indent=2))
 
 
+def _branch_source(trunk_dir: Path, point: int) -> tuple[int, Path] | None:
+    """The trunk's checkpoint a branch at `point` starts from: the one at its point, else the last one before it.
+    Before its point a branch runs the trunk's constant lr, so from an earlier checkpoint it trains the steps up to
+    its point as the trunk would have, then its cool-down: the same run. A trunk extended past the point by
+    another branch first (a search proposes lengths in any order, an earlier sweep had other points) thus still
+    serves it."""
+    before = [(step, path) for step, path in list_checkpoints(trunk_dir / "checkpoints") if step <= point]
+    return before[-1] if before else None
+
+
 def train_rung(ladder: RunLadder, unit: Rung, train_run: TrainRun, *, locked: bool = True,
-               write: bool = True) -> None:
+               write: bool = True, stop_at: int | None = None) -> None:
     """Train `unit` of `ladder` to its end, and the trunk as far as it needs.
 
     `locked`: take the trunk's lock per segment (off on Ray Train workers, whose driver holds it: two ranks on
-    one node would otherwise wait for each other). `write`: this process records the branch (rank 0)."""
+    one node would otherwise wait for each other). `write`: this process records the branch (rank 0).
+    `stop_at`: a unit that trains alone (a ladder of one) pauses there."""
     if ladder.is_trained(unit):
+        return
+    if stop_at is not None:
+        if ladder.branches:
+            raise ValueError(f"stop_at applies to a run alone, not to a ladder of {len(ladder.units)} runs")
+        train_run(unit, ladder.trunk_config(), stop_at=stop_at)
         return
     if ladder.is_trunk(unit):
         _extend_trunk(ladder, unit.steps, train_run, locked)
@@ -64,15 +80,14 @@ def train_rung(ladder: RunLadder, unit: Rung, train_run: TrainRun, *, locked: bo
     point = ladder.branch_point(unit)
     if latest_step(unit.run_dir) == 0:  # not started: it starts from the trunk
         _extend_trunk(ladder, point, train_run, locked)
-        if point == unit.steps:  # no cool-down: the trunk's checkpoint is this run
-            return
-        source = step_file(ladder.trunk.run_dir, point)
-        if not source.is_file():
-            # A trunk finished by an earlier sweep with other branch points lacks this one: train alone.
-            train_run(unit, unit.cfg)
+        if point == unit.steps and step_file(ladder.trunk.run_dir, point).is_file():
+            return  # no cool-down: the trunk's checkpoint is this run
+        source = _branch_source(ladder.trunk.run_dir, point)
+        if source is None:
+            train_run(unit, unit.cfg)  # the trunk holds no checkpoint before this point: train alone
             return
         if write:
-            _write_branch_file(unit, ladder.trunk, point)
-        train_run(unit, unit.cfg, init_from=source)
+            _write_branch_file(unit, ladder.trunk, source[0])
+        train_run(unit, unit.cfg, init_from=source[1])
         return
     train_run(unit, unit.cfg)  # a branch (or a run alone) continues from its own last checkpoint

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analysis.results import readout_name
-from analysis.schema import FLOOR_ROLE
+from analysis.schema import FLOOR_ROLE, PRUNED_STATUS
 
 from salt_budget.sweep.planning.plan import Plan
 from salt_budget.sweep.planning.plan_table import ladder_savings, teacher_steps_summary
@@ -96,6 +96,7 @@ class Progress:
     baselines: list[str]
     baselines_finished: list[str]
     baselines_failed: list[str]
+    pruned: list[str] = field(default_factory=list)  # search trials stopped at a probe point: ran to their end
 
     @property
     def baselines_not_run(self) -> list[str]:
@@ -107,7 +108,8 @@ class Progress:
         return not self.not_run and not self.baselines_not_run
 
     def line(self) -> str:
-        text = (f"{len(self.finished)} of {self.planned} {self.what} finished ({len(self.failed)} failed, "
+        pruned = f"{len(self.pruned)} pruned, " if self.pruned else ""
+        text = (f"{len(self.finished)} of {self.planned} {self.what} finished ({pruned}{len(self.failed)} failed, "
                 f"{self.not_run} not run)")
         if self.baselines:
             text += (f"; baselines {len(self.baselines_finished)} of {len(self.baselines)} finished "
@@ -119,9 +121,10 @@ def sweep_progress(plan: Plan, table: pd.DataFrame | None = None, trials: list[s
     """Progress of `plan` from its results table. `trials`: the allocation of each search trial Tune returned; None
     for a grid, or for a search stopped before Tune returned (its trials are then counted from the table)."""
     table = read_results(plan.sweep_dir) if table is None else table
-    ok = table["status"] == "ok"
+    ok, pruned = table["status"] == "ok", table["status"] == PRUNED_STATUS
     done_keys = set(table.loc[ok & table["is_final"].fillna(False), "unit_key"])
-    failed_keys = set(table.loc[~ok & table["status"].notna(), "unit_key"]) - done_keys
+    pruned_keys = set(table.loc[pruned, "unit_key"]) - done_keys
+    failed_keys = set(table.loc[~ok & ~pruned & table["status"].notna(), "unit_key"]) - done_keys - pruned_keys
 
     def split(units: dict) -> tuple[list[str], list[str]]:
         return ([name for name, unit in units.items() if unit.key in done_keys],
@@ -133,10 +136,13 @@ def sweep_progress(plan: Plan, table: pd.DataFrame | None = None, trials: list[s
         planned, what = len(plan.students), "allocations"
     else:
         if trials is None:  # stopped before Tune returned: the allocations with a row stand for its trials
-            trials = [a for a, unit in plan.students.items() if unit.key in done_keys | failed_keys]
+            trials = [a for a, unit in plan.students.items() if unit.key in done_keys | failed_keys | pruned_keys]
         finished = [a for a in trials if plan.students[a].key in done_keys]
         failed = [a for a in trials if plan.students[a].key in failed_keys]
+        stopped = [a for a in trials if plan.students[a].key in pruned_keys]
         planned, what = plan.options.trials or len(trials), "search trials"
+        return Progress(what, planned, finished, failed, max(0, planned - len(finished) - len(failed) - len(stopped)),
+                        list(plan.baselines), baselines_finished, baselines_failed, stopped)
     return Progress(what, planned, finished, failed, max(0, planned - len(finished) - len(failed)),
                     list(plan.baselines), baselines_finished, baselines_failed)
 
@@ -180,6 +186,7 @@ def summarize(plan: Plan, times: SweepTimes, wall_s: float, trials: list[str] | 
     failed_baselines = sorted(progress.baselines_failed)
     trained, _, summed = teacher_steps_summary(plan)
     say(f"done in {wall_s:.1f} s: {len(attempted) - len(failed)} of {len(attempted)} allocations finished"
+        + (f", {len(progress.pruned)} more pruned by the search" if progress.pruned else "")
         + (f", FAILED: {', '.join(failed)}" if failed else "")
         + f"; {len(table)} rows in {table_path(plan.sweep_dir)}")
     machines = sorted(set(finals["machine"].dropna())) if "machine" in finals else []
@@ -198,9 +205,12 @@ def summarize(plan: Plan, times: SweepTimes, wall_s: float, trials: list[str] | 
             + (f", FAILED: {', '.join(failed_baselines)}" if failed_baselines else "") + "".join(
                 f"; {row['allocation_id']} {percent(row['acc_mean'])}" + (" (collapsed)" if flagged(row["collapsed"]) else "")
                 for _, row in baselines.iterrows()))
-    say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
-        f"{times.teacher_steps_trained} trained by this run")
-    for stage, counts in ladder_savings(plan).items():
+    if plan.options.search != "grid":
+        say(search_line(plan))
+    else:
+        say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
+            f"{times.teacher_steps_trained} trained by this run")
+    for stage, counts in ladder_savings(plan).items() if plan.options.search == "grid" else ():
         if stage != "teacher":
             say(f"{stage} steps: {counts['steps']} train this sweep's {stage}s (ladders share their trunks), against "
                 f"{counts['steps_summed']} summed over its {'allocations' if stage == 'student' else 'runs'}")
@@ -215,6 +225,20 @@ def summarize(plan: Plan, times: SweepTimes, wall_s: float, trials: list[str] | 
                    "argv": sys.argv[1:], **vars(times)})
     _log(plan, record)
     return 1 if failed or failed_baselines else 0
+
+
+def search_line(plan: Plan) -> str:
+    """The stored study: its trials by state, its best, and how to open it."""
+    from salt_budget.sweep.running.search import STUDY_FILE, load_study
+
+    study = load_study(plan)
+    states = pd.Series([trial.state.name.lower() for trial in study.trials]).value_counts()
+    best = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    top = max(best, key=lambda t: t.value) if best else None
+    return (f"search: study '{study.study_name}' in {plan.sweep_dir / STUDY_FILE} holds {len(study.trials)} trials ("
+            + ", ".join(f"{n} {state}" for state, n in states.items()) + ")"
+            + (f"; best: teacher share {top.params['teacher_share']:.4g}, accuracy {percent(top.value)}" if top else "")
+            + f"; open it with: optuna-dashboard sqlite:///{plan.sweep_dir / STUDY_FILE}")
 
 
 def _log(plan: Plan, record: dict) -> None:

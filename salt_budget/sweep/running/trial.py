@@ -138,6 +138,11 @@ def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), 
     """The Ray Tune function trainable (bound to the plan with tune.with_parameters). With several workers
     the trial starts them (Ray Train), waits, and reports the rows their rank 0 wrote."""
     student = plan.student_for(config)
+    if "teacher_share" in config:  # a proposal of the optuna search: probed and pruned point by point
+        from salt_budget.sweep.running.search_trial import search_trial
+
+        search_trial(student, plan, tune.report, workers, max_failures)
+        return
     if not workers.distributed:
         train_and_probe(student, plan, tune.report)
         return

@@ -98,6 +98,10 @@ def _callback(plan: Plan) -> Callback:
             student = plan.student_for(trial.config)
             result = trial.last_result or {}
             teacher = result.get("teacher_acc_mean")
+            if result.get("pruned"):
+                say(f"{student.allocation.id}: pruned by the search at probe point {result.get('probe_point')} "
+                    f"(step {result.get('step')}), student acc {percent(result.get('acc_mean'))} there")
+                return
             say(f"{student.allocation.id}: done, student acc {percent(result.get('acc_mean'))}"
                 + (f" (teacher {percent(teacher)})" if teacher is not None else "")
                 + f", FLOPs {result.get('flops_total') or float('nan'):.3g}")
@@ -124,6 +128,10 @@ def check_resume(plan: Plan, resume: bool) -> None:
     """--resume continues a sweep that exists; without it, a sweep that exists is not started over."""
     from ray import tune
 
+    if plan.options.search == "optuna":
+        from salt_budget.sweep.running.search import check_stored_study
+
+        check_stored_study(plan, resume)
     if resume and not (plan.sweep_dir / "config.yaml").is_file():
         raise PlanError(f"--resume: {plan.sweep_dir} holds no sweep to continue (it has no config.yaml); check "
                         f"--name and runs_dir, or drop --resume to start this sweep")
@@ -134,32 +142,24 @@ def check_resume(plan: Plan, resume: bool) -> None:
 
 
 def _search(plan: Plan, slots: int) -> tuple[dict[str, Any], TuneConfig]:
-    """(param_space, TuneConfig) for the grid or the Optuna search."""
+    """(param_space, TuneConfig) for the grid or the Optuna search (search.py)."""
     from ray import tune
 
     if plan.options.search == "grid":
         # The limit matters for trials of several workers, which hold nothing themselves (runner.unit_resources).
         return ({"allocation": tune.grid_search(list(plan.students))},
                 tune.TuneConfig(reuse_actors=True, max_concurrent_trials=slots))
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    from salt_budget.sweep.running.search import METRIC, searcher, trials_left
 
-    trials = plan.options.trials
-    # TPE needs a few random trials before it models anything; with a small K, spend at most half of them so.
-    sampler = optuna.samplers.TPESampler(seed=plan.experiment.seed, n_startup_trials=max(1, min(10, trials // 2)))
-    searcher = ConcurrencyLimiter(OptunaSearch(sampler=sampler), max_concurrent=slots)
-    allocations = plan.allocations
-    space = {"teacher_size": tune.choice(sorted({a.teacher_size for a in allocations})),
-             "teacher_steps": tune.choice(sorted({a.teacher_steps for a in allocations}))}
-    return space, tune.TuneConfig(search_alg=searcher, num_samples=trials, metric="acc_mean", mode="max",
-                                  reuse_actors=True)
+    return {}, tune.TuneConfig(search_alg=searcher(plan, slots), num_samples=trials_left(plan), metric=METRIC,
+                               mode="max", reuse_actors=True)
 
 
 def train_students(plan: Plan, resources: UnitResources, times: SweepTimes, stop: TuneStop | None = None
-                   ) -> ResultGrid:
+                   ) -> ResultGrid | None:
     """Fit the Tune experiment of the plan's students, or restore a stopped one and finish it. `stop.caught` says
-    afterwards whether a signal stopped the fit (the trials not done are then left for --resume)."""
+    afterwards whether a signal stopped the fit (the trials not done are then left for --resume). None: a search
+    with nothing left to propose."""
     global _current_stop
     from ray import tune
     from ray.tune import CLIReporter
@@ -190,13 +190,20 @@ def train_students(plan: Plan, resources: UnitResources, times: SweepTimes, stop
             say(f"the Tune experiment was saved by another version of salt-budget ({type(error).__name__}: {error}); "
                 f"set aside as {aside.name}, started afresh: trained units are kept and not trained again")
     if tuner is None:
-        parameters = ["allocation"] if plan.options.search == "grid" else ["teacher_size", "teacher_steps"]
+        from salt_budget.sweep.planning.search_space import search_sizes
+
+        parameters = (["allocation"] if plan.options.search == "grid" else
+                      ["teacher_share", *(["teacher_size"] if len(search_sizes(plan)) > 1 else [])])
         reporter = CLIReporter(
             parameter_columns=parameters, max_report_frequency=30, max_column_length=40,
             metric_columns={"step": "step", "acc_mean": "acc", "teacher_acc_mean": "teacher acc",
                             "loss_smoothed": "loss"},
         )
         space, tune_config = _search(plan, slots)
+        if tune_config.num_samples == 0:  # a resumed search whose stored study holds its --trials already
+            say(f"the search's study holds {plan.options.trials} finished trials already: none to propose")
+            times.students_s = time.perf_counter() - started
+            return None
         run_config = tune.RunConfig(
             name=experiment_dir.name, storage_path=str(experiment_dir.parent), callbacks=[_callback(plan)],
             progress_reporter=reporter, verbose=1,
