@@ -46,6 +46,7 @@ class Findings:
     baselines: pd.DataFrame  # each final baseline beside SALT's best student of its budget and seed
     failed: pd.DataFrame  # failed units, listed
     unfinished: pd.DataFrame  # student units with checkpoints but no final one yet
+    pruned: pd.DataFrame  # search trials stopped at a probe point: where, at what accuracy, why
     recommendation: pd.DataFrame  # the budgets' optimum shares and the split advised at twice the largest
     advice: Recommendation | None  # that split, for summary.md (computed once: it bootstraps)
     no_advice: str  # why there is none
@@ -130,9 +131,23 @@ def _teacher_side(pairs: pd.DataFrame, metrics: list[Metric]) -> tuple[pd.DataFr
     return points, _concat(fits)
 
 
+def _pruned(results: Results) -> pd.DataFrame:
+    """Each pruned trial: its allocation and share, its last probed checkpoint and accuracy there, the reason."""
+    rows = []
+    for marker in results.pruned.itertuples():
+        probed = results.ok[results.ok["unit_key"] == marker.unit_key].sort_values("step")
+        last = probed.iloc[-1] if len(probed) else None
+        rows.append({"unit_key": marker.unit_key, "allocation_id": marker.allocation_id,
+                     "teacher_share": marker.teacher_share, "teacher_steps": marker.teacher_steps,
+                     "student_steps": marker.student_steps, "last_step": None if last is None else last["step"],
+                     "acc_mean": None if last is None else last["acc_mean"], "reason": marker.reason})
+    return pd.DataFrame(rows, columns=["unit_key", "allocation_id", "teacher_share", "teacher_steps", "student_steps",
+                                       "last_step", "acc_mean", "reason"])
+
+
 def _unfinished(results: Results) -> pd.DataFrame:
     students = results.ok[equals(results.ok, "role", "student")]
-    finished = set(results.final["unit_key"])
+    finished = set(results.final["unit_key"]) | set(results.pruned["unit_key"])
     pending = students[~students["unit_key"].isin(finished)]
     return pending.groupby("unit_key", sort=True).agg(
         allocation_id=("allocation_id", "first"), last_step=("step", "max"), student_steps=("student_steps", "first"),
@@ -153,4 +168,5 @@ def compute(results: Results, metrics: list[Metric]) -> Findings:
         allocation=allocation, pairs=pairs, versus_teacher=versus_teacher(pairs), loss_points=loss_points,
         loss_fits=loss_fits, teacher_points=teacher_points, teacher_fits=teacher_fits,
         baselines=baseline_comparison(pareto), failed=failed, unfinished=_unfinished(results),
+        pruned=_pruned(results),
         recommendation=recommendation_table(advice), advice=advice, no_advice=no_advice)

@@ -11,7 +11,7 @@ from typing import Sequence
 import pandas as pd
 
 from analysis.schema import (
-    FLOOR_ROLE, MEAN_TASK, PROVENANCE_COLUMNS, REQUIRED, SALT_ROLES, SCHEMA_VERSION, UNKNOWN_READOUT,
+    FLOOR_ROLE, MEAN_TASK, PROVENANCE_COLUMNS, PRUNED_STATUS, REQUIRED, SALT_ROLES, SCHEMA_VERSION, UNKNOWN_READOUT,
 )
 from analysis.tables import ReportError, read_run
 
@@ -53,7 +53,12 @@ class Results:
 
     @property
     def failed(self) -> pd.DataFrame:
-        return self.rows[~equals(self.rows, "status", "ok")]
+        return self.rows[~equals(self.rows, "status", "ok") & ~equals(self.rows, "status", PRUNED_STATUS)]
+
+    @property
+    def pruned(self) -> pd.DataFrame:
+        """The rows that mark search trials stopped at a probe point (their probed checkpoints are in `ok`)."""
+        return self.rows[equals(self.rows, "status", PRUNED_STATUS)]
 
     @property
     def final(self) -> pd.DataFrame:

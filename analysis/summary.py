@@ -129,9 +129,18 @@ def _glance(results: Results, findings: Findings, metrics: list[Metric]) -> list
 
 def _failures(findings: Findings) -> list[str]:
     lines = ["", "## Failed and unfinished units", ""]
-    failed, unfinished = findings.failed, findings.unfinished
+    failed, unfinished, pruned = findings.failed, findings.unfinished, findings.pruned
+    if len(pruned):
+        lines += [f"{len(pruned)} search trial(s) were pruned: stopped at a probe point, behind the median of the "
+                  "search's finished trials there. They have no final point: their probed checkpoints count in the "
+                  "loss fits only.", "",
+                  table(["allocation", "teacher share", "last step", "of", "accuracy there", "reason"],
+                        [[r.allocation_id, f"{r.teacher_share:.3f}", r.last_step, r.student_steps,
+                          "-" if missing(r.acc_mean) else f"{pct(r.acc_mean)}%", r.reason]
+                         for r in pruned.itertuples()]), ""]
     if failed.empty and unfinished.empty:
-        return lines + ["None: every unit in the table finished."]
+        return lines + (["No unit failed; every unit not pruned finished."] if len(pruned) else
+                        ["None: every unit in the table finished."])
     if len(failed):
         lines += [f"{len(failed)} unit(s) failed; they are absent from every figure and finding below:", "",
                   table(["role", "unit", "allocation", "teacher", "reason"],

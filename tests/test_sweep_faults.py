@@ -31,9 +31,11 @@ FOUR = ["sweep", "--total-steps", "24", "--teacher-steps", "4", "8", "12", "16",
 
 def four_plan(tmp_path: Path, search: str = "grid", trials: int | None = None, baselines=()):
     experiment = load_experiment(None, overrides(tmp_path / "runs", tmp_path / "cache"))
-    return build_plan(experiment, SweepOptions(total_steps=(24,), teacher_steps=(4, 8, 12, 16), teacher_sizes=("nano",),
-                                               student_size="nano", name="four", search=search, trials=trials,
-                                               baselines=baselines, probe_points=1))  # as FOUR asks
+    # As FOUR asks; a search plans its bounds' allocations (teachers of 4 and 16 steps).
+    shares = dict(teacher_steps=(4, 8, 12, 16)) if search == "grid" else dict(share_bounds=(1 / 6, 2 / 3))
+    return build_plan(experiment, SweepOptions(total_steps=(24,), teacher_sizes=("nano",), student_size="nano",
+                                               name="four", search=search, trials=trials, baselines=baselines,
+                                               probe_points=1, **shares))
 
 
 def final_row(unit, allocation_id: str, step: int) -> dict:

@@ -297,19 +297,6 @@ def test_a_tune_state_saved_by_another_version_is_set_aside_and_nothing_trains_a
     assert fingerprint(sweep_dir) == before and len(read_results(sweep_dir)) == rows
 
 
-def test_an_optuna_search_over_trained_allocations_stores_its_study_and_adds_nothing(micro_sweep, cache, capsys):
-    _, sweep_dir, _ = micro_sweep
-    before = fingerprint(sweep_dir)
-    one_budget = [arg for arg in SWEEP if arg != "12"]  # a search looks at one budget; its units are trained
-    assert main([*one_budget, "--search", "optuna", "--trials", "2", *overrides(sweep_dir.parent, cache)]) == 0
-    out = capsys.readouterr().out
-    assert "2 of 2 allocations finished" in out or "1 of 1 allocations finished" in out  # TPE may propose one twice
-    assert "best final student: N24_T" in out
-    [experiment] = [d for d in (sweep_dir / "ray").iterdir() if list(d.glob("searcher-state-*.pkl"))]
-    assert len(list(experiment.glob("run_trial_*"))) == 2
-    assert fingerprint(sweep_dir) == before and len(read_results(sweep_dir)) == ROWS
-
-
 # What may differ between two runs of one sweep on one machine: when and how long (times), where (the run
 # folder, which also enters the sweep's config hash). Every other column must be equal, value for value.
 VOLATILE = ["written_at", "train_wall_s", "probe_wall_s", "checkpoint", "config_hash"]

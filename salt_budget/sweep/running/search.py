@@ -142,8 +142,10 @@ def prune_reason(plan: Plan, values: dict[int, float]) -> str | None:
               if point in t.intermediate_values and not math.isnan(t.intermediate_values[point])]
     best = max(values.values())
     median = statistics.median(others) if others else float("nan")
-    return (f"pruned at probe point {point} of {plan.options.probe_points}: best accuracy so far {best:.4f} below the "
-            f"median {median:.4f} of {len(others)} finished trial(s) there")
+    mine = ("its probe has not converged (no accuracy)" if math.isnan(best) else
+            f"best accuracy so far {best:.4f} below")
+    return (f"pruned at probe point {point} of {plan.options.probe_points}: {mine} the median {median:.4f} of "
+            f"{len(others)} finished trial(s) there")
 
 
 def study_allocations(plan: Plan) -> list[str]:

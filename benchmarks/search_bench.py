@@ -1,0 +1,140 @@
+"""How many trials and how much time the optuna search needs to land within one seed sd of the grid's best share,
+with and without pruning, against the grid (benchmarks/search.md).
+
+    python benchmarks/search_bench.py run OUT          # every sweep below into OUT/runs (resumable: run it again)
+    python benchmarks/search_bench.py table OUT        # the measurement, as markdown, from what OUT holds
+
+The setting of experiments/first.yaml at 960 steps, seed 0. The grid: the teacher shares of the shipped tiny study
+(1/6, 1/3, 2/3 of 960 steps). The searches: --trials 8 over the share in [1/12, 2/3] on a log scale, search seeds
+0, 1, 2, each with median pruning and without. Every sweep has its own folder (nothing one trains is reused by
+another), probes each student at 2 checkpoints (pruning decides at the first), and runs 2 trials at a time on this
+machine's 2 cores. The target comes from the shipped study (docs/study_tiny/data/main: 4 seeds per share): the best
+share's mean accuracy less the seed sd pooled over the three shares.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BUDGET = 960
+GRID = ("1/6", "1/3", "2/3")
+BOUNDS = ("1/12", "2/3")
+TRIALS = 8
+SEEDS = (0, 1, 2)
+PROBE_POINTS = 2
+ROOT = Path(__file__).resolve().parent.parent
+STUDY = ROOT / "docs" / "study_tiny" / "data" / "main" / "results.parquet"
+
+
+def variants() -> dict[str, list[str]]:
+    common = ["experiments/first.yaml", "--total-steps", str(BUDGET), "--seeds", "0", "--probe-points",
+              str(PROBE_POINTS)]
+    runs = {"grid": [*common, "--teacher-fractions", *GRID]}
+    for seed in SEEDS:
+        for pruning in ("median", "none"):
+            runs[f"search-s{seed}-{pruning}"] = [*common, "--search", "optuna", "--trials", str(TRIALS),
+                                                 "--share-bounds", *BOUNDS, "--search-seed", str(seed),
+                                                 "--pruning", pruning]
+    return runs
+
+
+def run(out: Path) -> None:
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    # This checkout's code, in the driver and in Ray's workers, whatever is installed.
+    env = {**os.environ, "SALT_BUDGET_CACHE": str(out / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for name, args in variants().items():
+        done = out / f"{name}.done"
+        if done.is_file():
+            continue
+        resume = ["--resume"] if (runs / name / "config.yaml").is_file() else []
+        command = [sys.executable, "-m", "salt_budget.cli", "sweep", *args, "--name", name, "--yes", *resume, f"runs_dir={runs}"]
+        print(" ".join(command), flush=True)
+        started = time.time()
+        with open(out / f"{name}.log", "a") as log:
+            code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if code != 0:
+            sys.exit(f"{name}: exit {code}; see {out / f'{name}.log'}; run again to resume")
+        done.write_text(json.dumps({"wall_s": time.time() - started, "finished_at": time.strftime("%FT%T")}))
+
+
+def _target() -> tuple[float, float, str]:
+    import pandas as pd
+
+    table = pd.read_parquet(STUDY)
+    final = table[(table["role"] == "student") & table["is_final"].fillna(False) & (table["status"] == "ok")
+                  & (table["budget"] == BUDGET)]
+    by_share = final.groupby("teacher_share")["acc_mean"].agg(["mean", "std", "count"])
+    best = by_share["mean"].idxmax()
+    sd = math.sqrt((by_share["std"] ** 2).mean())
+    shares = ", ".join(f"{s:.3f}: {100 * r['mean']:.1f} +- {100 * r['std']:.1f} (n={int(r['count'])})"
+                       for s, r in by_share.iterrows())
+    return float(by_share.loc[best, "mean"]), sd, f"best share {best:.3f}; by share {shares}"
+
+
+def _search_rows(sweep: Path) -> list[dict]:
+    import optuna
+
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    [summary] = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    trials = [t for t in study.trials if t.datetime_complete is not None]
+    start = min(t.datetime_start for t in study.trials)
+    rows = []
+    for trial in sorted(trials, key=lambda t: t.datetime_complete):
+        rows.append({"share": trial.params["teacher_share"], "state": trial.state.name.lower(), "value": trial.value,
+                     "at_s": (trial.datetime_complete - start).total_seconds()})
+    return rows
+
+
+def table(out: Path) -> str:
+    import pandas as pd
+
+    best, sd, described = _target()
+    target = best - sd
+    lines = [f"Target: {100 * target:.1f}% = the grid's best mean {100 * best:.1f}% less one seed sd "
+             f"{100 * sd:.1f} points (shipped study, {described}).", "",
+             "| sweep | trials run | pruned | trials to target | wall s to target | wall s in all | best share | "
+             "best accuracy |", "|---|---|---|---|---|---|---|---|"]
+    runs = out / "runs"
+    grid_dir = runs / "grid"
+    if grid_dir.is_dir():
+        frame = pd.read_parquet(grid_dir / "results.parquet")
+        final = frame[(frame["role"] == "student") & frame["is_final"].fillna(False)]
+        wall = json.loads((out / "grid.done").read_text())["wall_s"] if (out / "grid.done").is_file() else math.nan
+        top = final.loc[final["acc_mean"].idxmax()]
+        reached = (final["acc_mean"] >= target).any()
+        lines.append(f"| grid ({len(GRID)} shares) | {len(final)} | - | {'all 3' if reached else 'not reached'} | "
+                     f"{'-' if not reached else f'{wall:.0f} (the whole grid)'} | {wall:.0f} | "
+                     f"{top['teacher_share']:.3f} | {100 * top['acc_mean']:.1f}% |")
+    for name in variants():
+        if name == "grid" or not (runs / name / "optuna.db").is_file():
+            continue
+        rows = _search_rows(runs / name)
+        complete = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+        hit = next((i for i, r in enumerate(rows, 1) if r["state"] == "complete" and r["value"] >= target), None)
+        wall = json.loads((out / f"{name}.done").read_text())["wall_s"] if (out / f"{name}.done").is_file() else math.nan
+        top = max(complete, key=lambda r: r["value"]) if complete else None
+        lines.append(
+            f"| {name} | {len(rows)} | {sum(r['state'] == 'pruned' for r in rows)} | "
+            f"{hit if hit else 'not reached'} | {rows[hit - 1]['at_s']:.0f} | {wall:.0f} | " if hit else
+            f"| {name} | {len(rows)} | {sum(r['state'] == 'pruned' for r in rows)} | not reached | - | {wall:.0f} | ")
+        lines[-1] += (f"{top['share']:.3f} | {100 * top['value']:.1f}% |" if top else "- | - |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("run", "table"):
+        sys.exit(__doc__)
+    target_dir = Path(sys.argv[2]).resolve()
+    if sys.argv[1] == "run":
+        run(target_dir)
+    else:
+        print(table(target_dir))
