@@ -94,6 +94,22 @@ def _search_rows(sweep: Path) -> list[dict]:
     return rows
 
 
+def work(sweep: Path) -> tuple[int, int]:
+    """(optimiser steps trained, checkpoints probed) by a sweep, from its folders: the machine-free cost. A branch
+    counts from the trunk checkpoint it started at; a trunk and a run alone from 0."""
+    import pandas as pd
+
+    steps = 0
+    for run_dir in [*(sweep / "teachers").glob("*"), *(sweep / "trials").glob("*")]:
+        reached = [int(path.stem.split("_")[1]) for path in (run_dir / "checkpoints").glob("step_*.pt")]
+        branch = run_dir / "branch.json"
+        start = json.loads(branch.read_text())["step"] if branch.is_file() else 0
+        steps += max(reached, default=start) - start
+    table = pd.read_parquet(sweep / "results.parquet")
+    probes = int(((table["status"] == "ok") & (table["role"] != "random_init")).sum())
+    return steps, probes
+
+
 def table(out: Path) -> str:
     import pandas as pd
 
@@ -101,19 +117,25 @@ def table(out: Path) -> str:
     target = best - sd
     lines = [f"Target: {100 * target:.1f}% = the grid's best mean {100 * best:.1f}% less one seed sd "
              f"{100 * sd:.1f} points (shipped study, {described}).", "",
-             "| sweep | trials run | pruned | trials to target | wall s to target | wall s in all | best share | "
-             "best accuracy |", "|---|---|---|---|---|---|---|---|"]
+             "| sweep | trials run | pruned | trials to target | wall s to target | wall s in all | steps trained | "
+             "probes | best share | best accuracy |", "|---|---|---|---|---|---|---|---|---|---|"]
     runs = out / "runs"
     grid_dir = runs / "grid"
     if grid_dir.is_dir():
         frame = pd.read_parquet(grid_dir / "results.parquet")
         final = frame[(frame["role"] == "student") & frame["is_final"].fillna(False)]
-        wall = json.loads((out / "grid.done").read_text())["wall_s"] if (out / "grid.done").is_file() else math.nan
+        done = json.loads((out / "grid.done").read_text())
+        started = pd.Timestamp(done["finished_at"]) - pd.Timedelta(seconds=done["wall_s"])
+        # In the order the grid's trials finished; seconds from the sweep's start (written_at is UTC, finished_at
+        # local: both on this machine's clock, set to UTC).
+        final = final.assign(at_s=[(pd.Timestamp(t).tz_localize(None) - started).total_seconds()
+                                   for t in final["written_at"]]).sort_values("at_s")
+        hit = next((i for i, acc in enumerate(final["acc_mean"], 1) if acc >= target), None)
         top = final.loc[final["acc_mean"].idxmax()]
-        reached = (final["acc_mean"] >= target).any()
-        lines.append(f"| grid ({len(GRID)} shares) | {len(final)} | - | {'all 3' if reached else 'not reached'} | "
-                     f"{'-' if not reached else f'{wall:.0f} (the whole grid)'} | {wall:.0f} | "
-                     f"{top['teacher_share']:.3f} | {100 * top['acc_mean']:.1f}% |")
+        steps, probes = work(grid_dir)
+        reached = f"{hit} | {final['at_s'].iloc[hit - 1]:.0f}" if hit else "not reached | -"
+        lines.append(f"| grid ({len(GRID)} shares) | {len(final)} | - | {reached} | {done['wall_s']:.0f} | {steps} | "
+                     f"{probes} | {top['teacher_share']:.3f} | {100 * top['acc_mean']:.1f}% |")
     for name in variants():
         if name == "grid" or not (runs / name / "optuna.db").is_file():
             continue
@@ -122,11 +144,11 @@ def table(out: Path) -> str:
         hit = next((i for i, r in enumerate(rows, 1) if r["state"] == "complete" and r["value"] >= target), None)
         wall = json.loads((out / f"{name}.done").read_text())["wall_s"] if (out / f"{name}.done").is_file() else math.nan
         top = max(complete, key=lambda r: r["value"]) if complete else None
-        lines.append(
-            f"| {name} | {len(rows)} | {sum(r['state'] == 'pruned' for r in rows)} | "
-            f"{hit if hit else 'not reached'} | {rows[hit - 1]['at_s']:.0f} | {wall:.0f} | " if hit else
-            f"| {name} | {len(rows)} | {sum(r['state'] == 'pruned' for r in rows)} | not reached | - | {wall:.0f} | ")
-        lines[-1] += (f"{top['share']:.3f} | {100 * top['value']:.1f}% |" if top else "- | - |")
+        steps, probes = work(runs / name)
+        reached = f"{hit} | {rows[hit - 1]['at_s']:.0f}" if hit else "not reached | -"
+        lines.append(f"| {name} | {len(rows)} | {sum(r['state'] == 'pruned' for r in rows)} | {reached} | "
+                     f"{wall:.0f} | {steps} | {probes} | "
+                     + (f"{top['share']:.3f} | {100 * top['value']:.1f}% |" if top else "- | - |"))
     return "\n".join(lines)
 
 

@@ -31,6 +31,8 @@ from trainers.provenance import record_provenance
 from trainers.stage_config import OptimConfig, RunConfig
 from trainers.stage_protocol import Stage
 from trainers.step_metrics import StepLog, truncate_metrics
+from trainers.tracking.sinks import open_sink
+from trainers.tracking.spec import TrackingSpec
 from trainers.train_step import train_step
 
 
@@ -161,13 +163,16 @@ def train(
     init_from: str | os.PathLike | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
     """Train `stage` for optim.steps steps in `run_dir`; returns the final checkpoint's path.
 
     `init_from` starts a fresh run from another run's checkpoint (weights, optimiser, data
     position, step): a cool-down branch off a constant-lr trunk. `stop_at` pauses the run at that
     step, with a checkpoint and a metrics row there, and returns that checkpoint: a trunk trained as far
-    as a branch needs; started again, the run continues as from any checkpoint."""
+    as a branch needs; started again, the run continues as from any checkpoint. `tracking`: also log each
+    metrics row to these trackers (trainers/tracking/), from the main process; a run trained in several calls
+    continues one tracker run."""
     run_dir = Path(run_dir)
     ranks, device = ranks_from_environment(resolve_device(run.device))
     progress = progress and ranks.main
@@ -211,7 +216,8 @@ def train(
     stream = _batches(loader, state, micro * ranks.world)  # the epoch's position counts every process's clips
     log = StepLog(stage.kind, optim.steps, progress)
     step_flops = 0.0  # this process's, since the last read-back
-    with open(metrics_path if ranks.main else os.devnull, "a") as metrics_file:
+    with (open(metrics_path if ranks.main else os.devnull, "a") as metrics_file,
+          open_sink(tracking if ranks.main else None, start_step=state.step) as sink):
         while state.step < end:
             started = time.perf_counter()
             parts = [next(stream) for _ in range(passes)]
@@ -230,7 +236,8 @@ def train(
                 state.flops += sum_over_ranks(step_flops, ranks, device)
                 step_flops = 0.0
             if log_due:
-                log.write(metrics_file, state.step, result.lr, result.wd, state.flops, state.wall_s)
+                row = log.write(metrics_file, state.step, result.lr, result.wd, state.flops, state.wall_s)
+                sink.log({f"train/{key}": value for key, value in row.items() if key != "step"}, state.step)
             if checkpoint_due:
                 last_good = _save(stage, optimizer, state, ckpt_dir, config=config, run=run, final_step=optim.steps,
                                   ranks=ranks)

@@ -80,8 +80,8 @@ class StepLog:
         for key, amount in self.pending.read(self.kind, last_good).items():
             self._sum(key, amount)
 
-    def write(self, file: IO[str], step: int, lr: float, wd: float, flops: float, wall_s: float) -> None:
-        """The window's row (means per step, rates over its wall time), then a new window."""
+    def write(self, file: IO[str], step: int, lr: float, wd: float, flops: float, wall_s: float) -> dict[str, float]:
+        """The window's row (means per step, rates over its wall time), then a new window; returns the row."""
         elapsed = time.perf_counter() - self.window_start
         window = self.window
         n = window.pop("n")
@@ -97,6 +97,7 @@ class StepLog:
                   f"{row['clips_per_s']:.1f} clips/s data {row['data_wait_share']:.0%} "
                   f"eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
         self.window, self.window_start = {}, time.perf_counter()
+        return row
 
 
 def truncate_metrics(path: Path, step: int) -> None:

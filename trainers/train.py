@@ -14,19 +14,22 @@ from trainers.loop import train
 from trainers.memory import release_memory
 from trainers.registry import stage_kind
 from trainers.stage_config import StudentConfig, TeacherConfig, VJEPA2Config
+from trainers.tracking.spec import TrackingSpec
 
 
 def train_stage(
     kind: str, cfg: Any, data: DataConfig, run_dir: str | os.PathLike, *, seed: int = 0,
     init_from: str | os.PathLike | None = None, progress: bool = True, stop_at: int | None = None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
-    """Train a stage of any registered kind (trainers/registry.py), `cfg` its config. Returns the final checkpoint."""
+    """Train a stage of any registered kind (trainers/registry.py), `cfg` its config. Returns the final checkpoint.
+    `tracking`: the tracker run its metrics also go to (trainers/tracking/), or None."""
     torch.manual_seed(seed)  # the initial weights are part of what the seed reproduces
     stage = stage_kind(kind).stage_class(cfg, data)
     config = {"kind": stage.kind, "seed": seed, "data": to_dict(data), stage.kind: to_dict(cfg)}
     try:
         return train(stage, data=data, optim=cfg.optim, run=cfg.run, seed=seed, run_dir=run_dir, config=config,
-                     init_from=init_from, progress=progress, stop_at=stop_at)
+                     init_from=init_from, progress=progress, stop_at=stop_at, tracking=tracking)
     finally:
         del stage  # the caller may train the next unit in this process (trainers/memory.py)
         release_memory()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from salt_budget.commands.common import ValuesThenOverrides, add_ray_args, resources
+from salt_budget.commands.common import ValuesThenOverrides, add_ray_args, add_tracker_args, resources
 
 
 def add_parser(commands) -> None:
@@ -31,6 +31,7 @@ def add_parser(commands) -> None:
     study.add_argument("--one-at-a-time", action="store_true",
                        help="run the sweeps one after another, each with every core, even those that cannot fill "
                             "the machine alone")
+    add_tracker_args(study)
     add_ray_args(study)
     study.set_defaults(handler=_cmd_study)
 
@@ -50,7 +51,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from salt_budget.study.schedule import machine_cpus
     from salt_budget.sweep.planning.options import PlanError
     from salt_budget.sweep.planning.plan_table import format_plan, plan_frame
+    from trainers.tracking.check import check_trackers
 
+    check_trackers(args.trackers)
     if args.cpus is not None and args.cpus < 1:
         raise PlanError(f"--cpus {args.cpus}: give at least 1 core")
     overrides = [*getattr(args, "late_overrides", []), *args.overrides]
@@ -60,7 +63,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     study = load_study(args.study_file, mine)
     study.overrides = [*study.overrides, *experiment_overrides]
     # The whole study is planned (study.json lists every sweep) even when a part of it runs.
-    plan = plan_study(study, study_sweeps(study, Path(args.study_file)))
+    plan = plan_study(study, study_sweeps(study, Path(args.study_file), args.trackers))
     ablations = select_ablations(study, args.ablations) if args.ablations else None
     order = [i for i, s in enumerate(plan.sweeps) if ablations is None or s.ablation in ablations]
     flops = {}  # by (folder, allocation): an allocation two ablations share is trained, and counted, once

@@ -110,6 +110,8 @@ def refuse_long_run(plan, frame, workers: int) -> None:
     from salt_budget.sweep.planning.plan_table import _duration, baseline_frame
 
     seconds = list(frame["predicted_s"])
+    if plan.options.search != "grid":  # the rows are the search's bounds; it trains --trials allocations between
+        seconds = [s * plan.options.trials / len(seconds) for s in seconds]
     if plan.baselines:
         seconds += list(baseline_frame(plan, float(frame["flops_total"].min()), workers)["predicted_s"])
     known = [s for s in seconds if s is not None and not math.isnan(s)]
@@ -133,6 +135,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from salt_budget.sweep.planning.plan import build_plan
     from salt_budget.sweep.planning.options import SweepOptions
     from salt_budget.sweep.planning.plan_table import format_plan, plan_frame
+    from trainers.tracking.check import check_trackers
 
     options = SweepOptions(
         total_steps=args.total_steps, total_flops=args.total_flops, name=args.name, teacher_sizes=args.teacher_sizes,
@@ -145,6 +148,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         search_seed=args.search_seed, pruning=args.pruning, pruning_startup=args.pruning_startup,
         trackers=tuple(dict.fromkeys(args.trackers)),
     )
+    check_trackers(options.trackers)
     resources(args).validate()  # a wrong resource flag fails in the dry run too, not only once Ray has started
     experiment, overrides = split_experiment(args)
     plan = build_plan(load_experiment(experiment, overrides), options)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from salt_budget.commands.common import add_experiment_args, load, split_experiment
+from salt_budget.commands.common import add_experiment_args, add_tracker_args, load, split_experiment
 
 
 class StageChoices:
@@ -42,6 +42,7 @@ def add_parser(commands) -> None:
     train.add_argument("--init-from", default=None,
                        help="start from another run's checkpoint (weights, optimiser, step): a cool-down branch")
     train.add_argument("--probe", action="store_true", help="probe the final checkpoint when training ends")
+    add_tracker_args(train)
     train.set_defaults(handler=_cmd_train)
 
     probe = commands.add_parser(
@@ -59,19 +60,41 @@ def add_parser(commands) -> None:
     probe.set_defaults(handler=_cmd_probe)
 
 
-def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
+def _stage_key(cfg, stage: str, stage_cfg) -> str:
     from trainers.config import config_hash
+
+    return config_hash({"seed": cfg.seed, "data": cfg.data, stage: stage_cfg})
+
+
+def _stage_run_dir(cfg, stage: str, stage_cfg) -> Path:
     from trainers.registry import stage_kind
 
-    key = config_hash({"seed": cfg.seed, "data": cfg.data, stage: stage_cfg})
-    return Path(cfg.runs_dir) / cfg.name / stage_kind(stage).run_folder / key
+    return Path(cfg.runs_dir) / cfg.name / stage_kind(stage).run_folder / _stage_key(cfg, stage, stage_cfg)
+
+
+def _tracking(args: argparse.Namespace, cfg, stage_cfg, run_dir: Path):
+    """The run's tracker run: in the experiment's group, by its config hash (a continued run continues it), its
+    records beside the run folder (<runs>/<name>/<stage folder>/tensorboard, wandb, mlflow.db)."""
+    if not args.trackers:
+        return None
+    from trainers.config import to_dict
+    from trainers.tracking.spec import TrackingSpec
+
+    return TrackingSpec(trackers=tuple(dict.fromkeys(args.trackers)), group=cfg.name,
+                        run_id=_stage_key(cfg, args.stage, stage_cfg), name=run_dir.name, kind=args.stage,
+                        folder=run_dir.resolve().parent,
+                        tags={"stage": args.stage, "size": stage_cfg.encoder.preset, "steps": stage_cfg.optim.steps,
+                              "seed": cfg.seed},
+                        config=to_dict(stage_cfg))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from trainers.distributed import is_main_process
     from trainers.registry import stage_kind
+    from trainers.tracking.check import check_trackers
     from trainers.train import train_stage
 
+    check_trackers(args.trackers)
     cfg = load(args)
     stage_cfg = cfg.stage_config(args.stage)
     if stage_kind(args.stage).needs_teacher and args.teacher:
@@ -80,15 +103,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     main_process = is_main_process()  # under torchrun, one process reports and probes
     if main_process:
         print(f"[{args.stage}] run directory {run_dir}", file=sys.stderr, flush=True)
-    final = train_stage(args.stage, stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from)
+    tracking = _tracking(args, cfg, stage_cfg, run_dir)
+    final = train_stage(args.stage, stage_cfg, cfg.data, run_dir, seed=cfg.seed, init_from=args.init_from,
+                        tracking=tracking)
     if not main_process:
         return 0
     print(f"final checkpoint: {final}")
     if args.probe:
+        from analysis.probe_columns import probe_columns
         from trainers.probe.checkpoints import probe_checkpoint
+        from trainers.tracking.sinks import open_sink
+
+        from salt_budget.sweep.running.tracking import probe_metrics
 
         result, out = probe_checkpoint(final, cfg.data, cfg.probe, seed=cfg.seed)
         _print_probe(result, out)
+        with open_sink(tracking) as sink:
+            sink.log(probe_metrics(probe_columns(result)), stage_cfg.optim.steps)
     return 0
 
 

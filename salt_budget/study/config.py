@@ -118,8 +118,9 @@ def select_ablations(study: StudyConfig, names: Sequence[str]) -> list[str]:
     return [name for name in study.ablations if name in names]
 
 
-def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep]:
-    """Every sweep of the study, in the file's order; experiment errors name the ablation and variant."""
+def study_sweeps(study: StudyConfig, study_file: Path | None, trackers: Sequence[str] = ()) -> list[StudySweep]:
+    """Every sweep of the study, in the file's order; experiment errors name the ablation and variant. `trackers`:
+    where every sweep's units are also logged (--tracker)."""
     base = None
     if study.experiment is not None:
         base = Path(study.experiment)
@@ -149,6 +150,7 @@ def study_sweeps(study: StudyConfig, study_file: Path | None) -> list[StudySweep
                 probe_points=study.probe_points, baseline_probe_points=study.baseline_probe_points,
                 baselines=tuple(ablation.baselines),
                 budget_seeds={budget: tuple(seeds) for budget, seeds in ablation.budget_seeds.items()},
+                trackers=tuple(dict.fromkeys(trackers)),
             )
             sweeps.append(StudySweep(name, variant, folder, tuple(extra), experiment, options))
     return sweeps

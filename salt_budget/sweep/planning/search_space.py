@@ -67,6 +67,10 @@ def _trunk(plan: Any, size: str) -> TeacherUnit:
     return TeacherUnit(unit.id, key, cfg, plan.sweep_dir / "teachers" / key)
 
 
+def is_search_trunk(unit: Any) -> bool:
+    return unit.kind == "teacher" and unit.cfg.run.keep_last == KEEP_ALL
+
+
 def add_search_units(plan: Any, allocation: Allocation) -> StudentUnit:
     """The allocation's teacher, student and their ladders in the plan (once); its student."""
     if allocation.id in plan.students:

@@ -33,6 +33,7 @@ from salt_budget.sweep.planning.teacher_ladders import TeacherLadders, ladders
 from salt_budget.sweep.running.teachers import teachers_task
 from salt_budget.sweep.running.ray_start import start_ray
 from salt_budget.sweep.running.signals import NoTuneRestoreHint, Signals
+from salt_budget.sweep.running.tracking import log_sweep_end
 from salt_budget.sweep.running.tuning import SweepInterrupted, TuneStop, check_resume, train_students
 from salt_budget.sweep.running.resources import Resources, UnitResources, unit_resources
 
@@ -173,7 +174,8 @@ def _run_units(plan: Plan, address: str | None, resources: Resources, cpus: int 
         if units.workers.distributed:
             say(f"each unit trains on {units.workers.count} Ray Train workers ({units.workers.cpus:g} CPU, "
                 f"{units.workers.gpus:g} GPU each); {units.slots} unit(s) at a time")
-        train_teachers(plan, units, times)
+        if plan.options.search == "grid":  # a search's trials train the teachers they propose
+            train_teachers(plan, units, times)
         probe_floors(plan, units)
         stop, sigint = TuneStop(), signal.getsignal(signal.SIGINT)
         try:
@@ -182,7 +184,9 @@ def _run_units(plan: Plan, address: str | None, resources: Resources, cpus: int 
             if signals.main:
                 signal.signal(signal.SIGINT, sigint)  # Tune leaves its handler installed after a fit it did not stop
         if plan.options.search != "grid":
-            trials = [plan.student_for(result.config).allocation.id for result in grid if result.config]
+            from salt_budget.sweep.running.search import study_allocations
+
+            trials = study_allocations(plan)  # this run's trials and those a resumed study finished before
         # Tune caught a Ctrl-C (or the SIGTERM passed on to it), stopped the trials and returned. It returns with
         # trials not done only so: Tune's handler also fires on SIGUSR1, or may not have been wrapped (an
         # experiment saved by an older version of this code, whose callback does not wrap it).
@@ -205,4 +209,7 @@ def _run_units(plan: Plan, address: str | None, resources: Resources, cpus: int 
     if signals.late and stopped_by is None:
         stopped_by = signals.signum or signals.late[0]
     compile_results(plan.sweep_dir)  # no unit writes now: results.parquet holds every unit's rows
-    return summarize(plan, times, time.perf_counter() - started, trials, stopped_by)
+    code = summarize(plan, times, time.perf_counter() - started, trials, stopped_by)
+    if stopped_by is None:  # a stopped sweep ends at once; its run is logged when it finishes
+        log_sweep_end(plan, code)
+    return code

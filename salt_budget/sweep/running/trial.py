@@ -27,6 +27,7 @@ from salt_budget.sweep.planning.plan import Plan
 from salt_budget.sweep.results.store import append_rows, read_results
 from salt_budget.sweep.running.rows import student_row
 from salt_budget.sweep.running.teachers import probe_teacher
+from salt_budget.sweep.running.tracking import log_probe_rows
 from salt_budget.sweep.planning.units import StudentUnit
 from salt_budget.sweep.running.unit_run import UNIT_LOCK, run_unit, train_unit
 from salt_budget.sweep.running.workers import Workers
@@ -102,6 +103,7 @@ def _probe_and_report(student: StudentUnit, plan: Plan, report: Callable[[dict[s
             row = _probe_row(student, step, plan)
             spent["trial_probe_s"] += row["probe_wall_s"]
             table = append_rows(plan.sweep_dir, [row])
+            log_probe_rows(plan, student, [row])
         metrics = {key: _plain(row.get(key)) for key in REPORTED}
         report({**metrics, "teacher_acc_mean": _teacher_accuracy(student, table), **spent,
                 "entered_at": entered, "reported_at": time.time()})
@@ -138,11 +140,6 @@ def run_trial(config: dict[str, Any], plan: Plan, workers: Workers = Workers(), 
     """The Ray Tune function trainable (bound to the plan with tune.with_parameters). With several workers
     the trial starts them (Ray Train), waits, and reports the rows their rank 0 wrote."""
     student = plan.student_for(config)
-    if "teacher_share" in config:  # a proposal of the optuna search: probed and pruned point by point
-        from salt_budget.sweep.running.search_trial import search_trial
-
-        search_trial(student, plan, tune.report, workers, max_failures)
-        return
     if not workers.distributed:
         train_and_probe(student, plan, tune.report)
         return

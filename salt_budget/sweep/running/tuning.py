@@ -164,7 +164,10 @@ def train_students(plan: Plan, resources: UnitResources, times: SweepTimes, stop
     from ray import tune
     from ray.tune import CLIReporter
 
-    from salt_budget.sweep.running.trial import run_trial
+    if plan.options.search == "grid":
+        from salt_budget.sweep.running.trial import run_trial
+    else:  # a proposal: probed, and pruned, point by point
+        from salt_budget.sweep.running.search_trial import run_search_trial as run_trial
 
     # The classic reporter prints one compact status table at a time; the newer one a box per trial event.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

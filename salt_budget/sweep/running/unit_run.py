@@ -15,14 +15,17 @@ from trainers.locks import file_lock
 from salt_budget.sweep.planning.ladder import Rung, RunLadder
 from salt_budget.sweep.running.rungs import TRUNK_LOCK, latest_step, train_rung
 from salt_budget.sweep.results.processes import record_process
+from salt_budget.sweep.running.tracking import unit_tracking
 from salt_budget.sweep.running.workers import Workers, run_on_workers
 
 UNIT_LOCK = ".lock"  # in a unit's run directory: held by whichever process (trial, task, driver) runs it
 
 
-def train_unit(unit: Rung, ladder: RunLadder, plan: Any, rank: int | None = None) -> dict[str, float]:
+def train_unit(unit: Rung, ladder: RunLadder, plan: Any, rank: int | None = None,
+               stop_at: int | None = None) -> dict[str, float]:
     """Train `unit` (or finish it from its last checkpoint), and its ladder's trunk as far as it needs:
-    {"train_s": seconds, "trained_steps": optimiser steps this call trained}.
+    {"train_s": seconds, "trained_steps": optimiser steps this call trained}. `stop_at`: pause a unit that trains
+    alone (a ladder of one) at that step, with its checkpoint there (a search trial probes it before going on).
 
     On Ray Train workers (`rank` given) every rank calls it, without the trunk's lock (the unit's driver holds it:
     two ranks on one node would otherwise wait for each other); rank 0 alone records a branch. A finished run
@@ -30,18 +33,19 @@ def train_unit(unit: Rung, ladder: RunLadder, plan: Any, rank: int | None = None
     from trainers.train import train_stage
 
     spent = {"train_s": 0.0, "trained_steps": 0}
-    if ladder.is_trained(unit):
+    if ladder.is_trained(unit) or (stop_at is not None and latest_step(unit.run_dir) >= stop_at):
         return spent
 
     def train_run(rung: Rung, cfg: Any, *, init_from: Path | None = None, stop_at: int | None = None) -> None:
         start = latest_step(rung.run_dir) or (checkpoint_step(init_from) if init_from else 0)
         record_process(rung.run_dir)
         train_stage(rung.kind, cfg, plan.experiment.data, rung.run_dir, seed=rung.seed, init_from=init_from,
-                    progress=False, stop_at=stop_at)
+                    progress=False, stop_at=stop_at,
+                    tracking=unit_tracking(plan, rung) if rank in (None, 0) else None)
         spent["trained_steps"] += (stop_at or cfg.optim.steps) - start
 
     started = time.perf_counter()
-    train_rung(ladder, unit, train_run, locked=rank is None, write=rank in (None, 0))
+    train_rung(ladder, unit, train_run, locked=rank is None, write=rank in (None, 0), stop_at=stop_at)
     spent["train_s"] = time.perf_counter() - started
     return spent
 
