@@ -10,6 +10,10 @@ The setting of experiments/first.yaml at 960 steps, seed 0. The grid: the teache
 another), probes each student at 2 checkpoints (pruning decides at the first), and runs 2 trials at a time on this
 machine's 2 cores. The target comes from the shipped study (docs/study_tiny/data/main: 4 seeds per share): the best
 share's mean accuracy less the seed sd pooled over the three shares.
+
+CPU time is the sweep's whole process tree (the driver, Ray's services and workers) read from /proc every 2 s, so
+it holds where other work shares the machine and wall time does not; a process that ends between two reads loses
+at most its last 2 s. Linux only.
 """
 
 from __future__ import annotations
@@ -58,11 +62,63 @@ def run(out: Path) -> None:
         command = [sys.executable, "-m", "salt_budget.cli", "sweep", *args, "--name", name, "--yes", *resume, f"runs_dir={runs}"]
         print(" ".join(command), flush=True)
         started = time.time()
-        with open(out / f"{name}.log", "a") as log:
-            code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        with open(out / f"{name}.log", "a") as log, open(out / f"{name}.cpu.jsonl", "a") as cpu_log:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            code = _watch(process, cpu_log)
         if code != 0:
             sys.exit(f"{name}: exit {code}; see {out / f'{name}.log'}; run again to resume")
-        done.write_text(json.dumps({"wall_s": time.time() - started, "finished_at": time.strftime("%FT%T")}))
+        done.write_text(json.dumps({"wall_s": time.time() - started, "started_epoch": started,
+                                    "cpu_s": _cpu_series(out / f"{name}.cpu.jsonl")[-1][1]}))
+
+
+def _tree_cpu(root: int) -> dict[tuple[int, int], float]:
+    """CPU seconds (user + system) of `root` and every process below it, keyed by (pid, start time)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended while we looked
+            # After the command's name: state, ppid, ... utime (12th), stime (13th), ... starttime (20th).
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, int(fields[19]))
+    below = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, _, _) in stats.items():
+            if parent in below and pid not in below:
+                below.add(pid)
+                grew = True
+    return {(pid, stats[pid][2]): stats[pid][1] for pid in below if pid in stats}
+
+
+def _watch(process: subprocess.Popen, cpu_log) -> int:
+    """Wait for `process`, logging its tree's CPU seconds so far every 2 s as {"t": wall s, "cpu_s": ...}; a run
+    resumed appends from where the last one ended."""
+    offset = _cpu_series(Path(cpu_log.name))[-1] if Path(cpu_log.name).stat().st_size else (0.0, 0.0)
+    seen: dict[tuple[int, int], float] = {}
+    started = time.time()
+    while True:
+        code = process.poll()
+        seen.update(_tree_cpu(process.pid))
+        cpu_log.write(json.dumps({"t": offset[0] + time.time() - started, "cpu_s": offset[1] + sum(seen.values())})
+                      + "\n")
+        cpu_log.flush()
+        if code is not None:
+            return code
+        time.sleep(2)
+
+
+def _cpu_series(path: Path) -> list[tuple[float, float]]:
+    return [(row["t"], row["cpu_s"]) for row in map(json.loads, path.read_text().splitlines())] or [(0.0, 0.0)]
+
+
+def _cpu_at(out: Path, name: str, at_s: float) -> float:
+    """The sweep's CPU seconds `at_s` wall seconds after its start (the first reading at or after it)."""
+    series = _cpu_series(out / f"{name}.cpu.jsonl")
+    return next((cpu for t, cpu in series if t >= at_s), series[-1][1])
 
 
 def _target() -> tuple[float, float, str]:
@@ -79,18 +135,18 @@ def _target() -> tuple[float, float, str]:
     return float(by_share.loc[best, "mean"]), sd, f"best share {best:.3f}; by share {shares}"
 
 
-def _search_rows(sweep: Path) -> list[dict]:
+def _search_rows(sweep: Path, started: float) -> list[dict]:
+    """The study's finished trials in the order they finished, `at_s` seconds after the sweep started."""
     import optuna
 
     storage = f"sqlite:///{sweep / 'optuna.db'}"
     [summary] = optuna.get_all_study_summaries(storage)
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     trials = [t for t in study.trials if t.datetime_complete is not None]
-    start = min(t.datetime_start for t in study.trials)
     rows = []
     for trial in sorted(trials, key=lambda t: t.datetime_complete):
         rows.append({"share": trial.params["teacher_share"], "state": trial.state.name.lower(), "value": trial.value,
-                     "at_s": (trial.datetime_complete - start).total_seconds()})
+                     "at_s": trial.datetime_complete.timestamp() - started})
     return rows
 
 
@@ -117,37 +173,39 @@ def table(out: Path) -> str:
     target = best - sd
     lines = [f"Target: {100 * target:.1f}% = the grid's best mean {100 * best:.1f}% less one seed sd "
              f"{100 * sd:.1f} points (shipped study, {described}).", "",
-             "| sweep | trials run | pruned | trials to target | wall s to target | wall s in all | steps trained | "
-             "probes | best share | best accuracy |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| sweep | trials run | pruned | trials to target | CPU s to target | CPU s in all | wall s in all | "
+             "steps trained | probes | best share | best accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = out / "runs"
     grid_dir = runs / "grid"
     if grid_dir.is_dir():
         frame = pd.read_parquet(grid_dir / "results.parquet")
         final = frame[(frame["role"] == "student") & frame["is_final"].fillna(False)]
         done = json.loads((out / "grid.done").read_text())
-        started = pd.Timestamp(done["finished_at"]) - pd.Timedelta(seconds=done["wall_s"])
-        # In the order the grid's trials finished; seconds from the sweep's start (written_at is UTC, finished_at
-        # local: both on this machine's clock, set to UTC).
-        final = final.assign(at_s=[(pd.Timestamp(t).tz_localize(None) - started).total_seconds()
+        # In the order the grid's trials finished, seconds after the sweep started (a resumed sweep counts from its
+        # last start).
+        final = final.assign(at_s=[pd.Timestamp(t).timestamp() - done["started_epoch"]
                                    for t in final["written_at"]]).sort_values("at_s")
         hit = next((i for i, acc in enumerate(final["acc_mean"], 1) if acc >= target), None)
         top = final.loc[final["acc_mean"].idxmax()]
         steps, probes = work(grid_dir)
-        reached = f"{hit} | {final['at_s'].iloc[hit - 1]:.0f}" if hit else "not reached | -"
-        lines.append(f"| grid ({len(GRID)} shares) | {len(final)} | - | {reached} | {done['wall_s']:.0f} | {steps} | "
+        reached = f"{hit} | {_cpu_at(out, 'grid', final['at_s'].iloc[hit - 1]):.0f}" if hit else "not reached | -"
+        lines.append(f"| grid ({len(GRID)} shares) | {len(final)} | - | {reached} | {done['cpu_s']:.0f} | "
+                     f"{done['wall_s']:.0f} | {steps} | "
                      f"{probes} | {top['teacher_share']:.3f} | {100 * top['acc_mean']:.1f}% |")
     for name in variants():
         if name == "grid" or not (runs / name / "optuna.db").is_file():
             continue
-        rows = _search_rows(runs / name)
+        done = json.loads((out / f"{name}.done").read_text()) if (out / f"{name}.done").is_file() else {}
+        if not done:
+            continue  # still running
+        rows = _search_rows(runs / name, done["started_epoch"])
         complete = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
         hit = next((i for i, r in enumerate(rows, 1) if r["state"] == "complete" and r["value"] >= target), None)
-        wall = json.loads((out / f"{name}.done").read_text())["wall_s"] if (out / f"{name}.done").is_file() else math.nan
         top = max(complete, key=lambda r: r["value"]) if complete else None
         steps, probes = work(runs / name)
-        reached = f"{hit} | {rows[hit - 1]['at_s']:.0f}" if hit else "not reached | -"
+        reached = f"{hit} | {_cpu_at(out, name, rows[hit - 1]['at_s']):.0f}" if hit else "not reached | -"
         lines.append(f"| {name} | {len(rows)} | {sum(r['state'] == 'pruned' for r in rows)} | {reached} | "
-                     f"{wall:.0f} | {steps} | {probes} | "
+                     f"{done['cpu_s']:.0f} | {done['wall_s']:.0f} | {steps} | {probes} | "
                      + (f"{top['share']:.3f} | {100 * top['value']:.1f}% |" if top else "- | - |"))
     return "\n".join(lines)
 

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from trainers.config import config_hash
 
-from salt_budget.sweep.planning.options import share_bounds
+from salt_budget.sweep.planning.options import PlanError, share_bounds
 from salt_budget.sweep.planning.plan import Plan
-from salt_budget.sweep.planning.options import PlanError
 from salt_budget.sweep.planning.search_space import search_sizes, unit_seed
 
 if TYPE_CHECKING:
