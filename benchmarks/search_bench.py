@@ -3,6 +3,7 @@ with and without pruning, against the grid (benchmarks/search.md).
 
     python benchmarks/search_bench.py run OUT          # every sweep below into OUT/runs (resumable: run it again)
     python benchmarks/search_bench.py table OUT        # the measurement, as markdown, from what OUT holds
+    python benchmarks/search_bench.py trials OUT       # each finished search's trials in the order they finished
 
 The setting of experiments/first.yaml at 960 steps, seed 0. The grid: the teacher shares of the shipped tiny study
 (1/6, 1/3, 2/3 of 960 steps). The searches: --trials 8 over the share in [1/12, 2/3] on a log scale, search seeds
@@ -210,11 +211,22 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def trials(out: Path) -> str:
+    lines = ["| sweep | trials in the order they finished: share (state) accuracy at the last probe point, CPU s so far |",
+             "|---|---|"]
+    for name in variants():
+        done = out / f"{name}.done"
+        if name == "grid" or not done.is_file():
+            continue
+        rows = _search_rows(out / "runs" / name, json.loads(done.read_text())["started_epoch"])
+        lines.append(f"| {name} | " + "; ".join(
+            f"{r['share']:.3f}{' (pruned)' if r['state'] == 'pruned' else ''} {100 * r['value']:.1f}% "
+            f"{_cpu_at(out, name, r['at_s']):.0f}" for r in rows) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("run", "table"):
+    commands = {"run": run, "table": lambda out: print(table(out)), "trials": lambda out: print(trials(out))}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    target_dir = Path(sys.argv[2]).resolve()
-    if sys.argv[1] == "run":
-        run(target_dir)
-    else:
-        print(table(target_dir))
+    commands[sys.argv[1]](Path(sys.argv[2]).resolve())
