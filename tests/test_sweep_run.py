@@ -354,8 +354,8 @@ def test_a_lost_table_is_rebuilt_on_resume_without_training(micro_sweep, cache, 
     _, sweep_dir, _ = micro_sweep
     before, table = fingerprint(sweep_dir), read_results(sweep_dir)
     # The driver probes with its own threads (the teachers' rows, here), a trial with its CPUs: recorded as such; a
-    # row probed again records the code that probed it (a commit made while the suite ran moves it).
-    keep = [c for c in table.columns if c not in [*VOLATILE, "threads", "git_commit"]]
+    # row probed again records the checkout that probed it (an edit or a commit while the suite ran moves it).
+    keep = [c for c in table.columns if c not in [*VOLATILE, "threads", "git_commit", "git_dirty"]]
     data = (sweep_dir / "results.parquet").read_bytes()
     (sweep_dir / "results.parquet").write_bytes(data[: len(data) // 2])
     assert main([*SWEEP, "--resume", *overrides(sweep_dir.parent, cache)]) == 0
