@@ -20,7 +20,7 @@ from salt_budget.sweep.planning.plan import Plan
 from salt_budget.sweep.running.ray_tasks import run_as_tasks
 from salt_budget.sweep.results.store import append_rows, ok_steps, read_results
 from salt_budget.sweep.running.rows import baseline_row, failed_row
-from salt_budget.sweep.running.tracking import log_probe_rows
+from salt_budget.sweep.running.tracking import record_probe_row
 from salt_budget.sweep.running.summary import SweepTimes, flagged, percent, say
 from salt_budget.sweep.running.trial import probe_result
 from salt_budget.sweep.planning.units import BaselineUnit
@@ -49,10 +49,8 @@ def _probe(unit: BaselineUnit, plan: Plan) -> float:
         result = probe_result(checkpoint, plan, unit.seed)
         seconds = time.perf_counter() - started
         spent += seconds
-        row = baseline_row(unit, checkpoint, step, result, sweep=plan.name, config_hash=plan.config_hash,
-                           probe_s=seconds)
-        append_rows(plan.sweep_dir, [row])
-        log_probe_rows(plan, unit, [row])
+        record_probe_row(plan, unit, baseline_row(unit, checkpoint, step, result, sweep=plan.name,
+                                                  config_hash=plan.config_hash, probe_s=seconds))
     return spent
 
 

@@ -179,7 +179,7 @@ def _run_units(plan: Plan, address: str | None, resources: Resources, cpus: int 
         probe_floors(plan, units)
         stop, sigint = TuneStop(), signal.getsignal(signal.SIGINT)
         try:
-            grid = train_students(plan, units, times, stop)
+            train_students(plan, units, times, stop)
         finally:
             if signals.main:
                 signal.signal(signal.SIGINT, sigint)  # Tune leaves its handler installed after a fit it did not stop

@@ -21,7 +21,7 @@ from salt_budget.sweep.results.store import append_rows, read_results
 from salt_budget.sweep.running.rows import pruned_row
 from salt_budget.sweep.running.search import prune_reason
 from salt_budget.sweep.running.teachers import probe_teacher
-from salt_budget.sweep.running.tracking import log_probe_rows
+from salt_budget.sweep.running.tracking import record_probe_row
 from salt_budget.sweep.running.trial import REPORTED, _check_teacher, _plain, _probe_row, _teacher_accuracy
 from salt_budget.sweep.running.unit_run import run_unit, train_unit
 from salt_budget.sweep.running.workers import Workers
@@ -53,8 +53,7 @@ def _segment(student: StudentUnit, step: int, plan: Plan, workers: Workers, max_
         if rank not in (None, 0):
             return {"train_s": spent}
         row = _probe_row(unit, step, plan)
-        append_rows(plan.sweep_dir, [row])
-        log_probe_rows(plan, unit, [row])
+        record_probe_row(plan, unit, row)
         return {"train_s": spent, "row": row}
 
     done = run_unit(work, student, plan, run_dir=student.run_dir, trunk_dir=student.run_dir,

@@ -139,12 +139,10 @@ def sweep_progress(plan: Plan, table: pd.DataFrame | None = None, trials: list[s
             trials = [a for a, unit in plan.students.items() if unit.key in done_keys | failed_keys | pruned_keys]
         finished = [a for a in trials if plan.students[a].key in done_keys]
         failed = [a for a in trials if plan.students[a].key in failed_keys]
-        stopped = [a for a in trials if plan.students[a].key in pruned_keys]
         planned, what = plan.options.trials or len(trials), "search trials"
-        return Progress(what, planned, finished, failed, max(0, planned - len(finished) - len(failed) - len(stopped)),
-                        list(plan.baselines), baselines_finished, baselines_failed, stopped)
-    return Progress(what, planned, finished, failed, max(0, planned - len(finished) - len(failed)),
-                    list(plan.baselines), baselines_finished, baselines_failed)
+    stopped = [a for a in trials or () if plan.students[a].key in pruned_keys]  # a grid has no search to prune
+    return Progress(what, planned, finished, failed, max(0, planned - len(finished) - len(failed) - len(stopped)),
+                    list(plan.baselines), baselines_finished, baselines_failed, stopped)
 
 
 def continue_command(plan: Plan, argv: list[str] | None = None) -> str:
@@ -206,14 +204,14 @@ def summarize(plan: Plan, times: SweepTimes, wall_s: float, trials: list[str] | 
                 f"; {row['allocation_id']} {percent(row['acc_mean'])}" + (" (collapsed)" if flagged(row["collapsed"]) else "")
                 for _, row in baselines.iterrows()))
     if plan.options.search != "grid":
-        say(search_line(plan))
+        say(search_line(plan))  # a search's teachers are its proposals' branches: no ladder to save against
     else:
         say(f"teacher steps: {trained} train this sweep's teachers, against {summed} summed over its allocations; "
             f"{times.teacher_steps_trained} trained by this run")
-    for stage, counts in ladder_savings(plan).items() if plan.options.search == "grid" else ():
-        if stage != "teacher":
-            say(f"{stage} steps: {counts['steps']} train this sweep's {stage}s (ladders share their trunks), against "
-                f"{counts['steps_summed']} summed over its {'allocations' if stage == 'student' else 'runs'}")
+        for stage, counts in ladder_savings(plan).items():
+            if stage != "teacher":
+                say(f"{stage} steps: {counts['steps']} train this sweep's {stage}s (ladders share their trunks), "
+                    f"against {counts['steps_summed']} summed over its {'allocations' if stage == 'student' else 'runs'}")
     say(f"time: Ray start {times.ray_start_s:.1f} s; teachers {times.teachers_s:.1f} s (training "
         f"{times.teacher_train_s:.1f}, no task running {times.teachers_idle_s:.1f}); trials {times.students_s:.1f} s "
         f"for {times.trials}, {times.concurrent_trials} at a time (summed over trials: student training "

@@ -19,7 +19,7 @@ from salt_budget.sweep.planning.teacher_ladders import TeacherLadders
 from salt_budget.sweep.planning.plan import Plan
 from salt_budget.sweep.results.store import append_rows, ok_steps, read_results
 from salt_budget.sweep.running.rows import failed_row, teacher_row
-from salt_budget.sweep.running.tracking import log_probe_rows
+from salt_budget.sweep.running.tracking import record_probe_row
 from salt_budget.sweep.running.unit_run import run_unit, train_unit
 from salt_budget.sweep.planning.units import TeacherUnit
 from salt_budget.sweep.running.workers import Workers
@@ -40,9 +40,8 @@ def probe_teacher(unit: TeacherUnit, plan: Plan) -> float:
     result, _ = probe_checkpoint(unit.final_checkpoint, plan.experiment.data, plan.experiment.probe,
                                  seed=unit.id.seed, progress=False)
     seconds = time.perf_counter() - started
-    row = teacher_row(unit, result, sweep=plan.name, config_hash=plan.config_hash, probe_s=seconds)
-    append_rows(plan.sweep_dir, [row])
-    log_probe_rows(plan, unit, [row])
+    record_probe_row(plan, unit, teacher_row(unit, result, sweep=plan.name, config_hash=plan.config_hash,
+                                            probe_s=seconds))
     return seconds
 
 

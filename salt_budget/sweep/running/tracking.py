@@ -17,7 +17,7 @@ from trainers.tracking.spec import TrackingSpec
 from salt_budget.sweep.planning.plan import Plan
 from salt_budget.sweep.planning.search_space import is_search_trunk
 from salt_budget.sweep.planning.units import BaselineUnit, StudentUnit, TeacherUnit
-from salt_budget.sweep.results.store import read_results
+from salt_budget.sweep.results.store import append_rows, read_results
 
 # The results columns a probe row is logged with (as probe/<column>): its accuracies and RankMe.
 _PROBE_PREFIXES = ("acc_", "train_acc_", "readout_")
@@ -90,6 +90,13 @@ def log_probe_rows(plan: Plan, unit: Any, rows: list[dict[str, Any]]) -> None:
     with open_sink(spec) as sink:
         for row in sorted(rows, key=lambda row: int(row["step"])):
             sink.log(probe_metrics(row), int(row["step"]))
+
+
+def record_probe_row(plan: Plan, unit: Any, row: dict[str, Any]) -> Any:
+    """A probed checkpoint's row into the results table and onto the unit's tracker run; the table after."""
+    table = append_rows(plan.sweep_dir, [row])
+    log_probe_rows(plan, unit, [row])
+    return table
 
 
 def _sweep_record(plan: Plan) -> tuple[int, dict[str, Any]]:

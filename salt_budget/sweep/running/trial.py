@@ -24,10 +24,10 @@ from ray import tune
 
 from trainers.locks import file_lock
 from salt_budget.sweep.planning.plan import Plan
-from salt_budget.sweep.results.store import append_rows, read_results
+from salt_budget.sweep.results.store import read_results
 from salt_budget.sweep.running.rows import student_row
 from salt_budget.sweep.running.teachers import probe_teacher
-from salt_budget.sweep.running.tracking import log_probe_rows
+from salt_budget.sweep.running.tracking import record_probe_row
 from salt_budget.sweep.planning.units import StudentUnit
 from salt_budget.sweep.running.unit_run import UNIT_LOCK, run_unit, train_unit
 from salt_budget.sweep.running.workers import Workers
@@ -102,8 +102,7 @@ def _probe_and_report(student: StudentUnit, plan: Plan, report: Callable[[dict[s
         else:
             row = _probe_row(student, step, plan)
             spent["trial_probe_s"] += row["probe_wall_s"]
-            table = append_rows(plan.sweep_dir, [row])
-            log_probe_rows(plan, student, [row])
+            table = record_probe_row(plan, student, row)
         metrics = {key: _plain(row.get(key)) for key in REPORTED}
         report({**metrics, "teacher_acc_mean": _teacher_accuracy(student, table), **spent,
                 "entered_at": entered, "reported_at": time.time()})
