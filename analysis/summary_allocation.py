@@ -107,7 +107,12 @@ def _paper_allocation(metrics: list[Metric]) -> list[str]:
                      f"{_heaviest_best(fit)} of {len(fit)} budgets; best teacher steps per budget: " + "; ".join(
                          f"{steps(r['budget'])}: {steps(r['best_teacher_steps'])} (share {share(r['best_share'])})"
                          for _, r in fit.iterrows()) + ".")
-    return lines
+    three = "; ".join(f"T{steps(r.teacher_steps)} + S{steps(r.first_student_steps)}, then S{steps(r.student_steps)}: "
+                      f"{r.avg_of_4} at {r.flops_total:.4g} FLOPs" for r in reference.THREE_STAGE_240K)
+    best = max((r for r in reference.TABLE_16 if r[0] == 240_000), key=lambda r: r[6])  # avg of 4
+    return lines + [f"- Paper, 240k, three stages (a SALT student as the next teacher; avg of 4 only, not comparable "
+                    f"with the tasks above): {three}; the best two stages, T{steps(best[1])} + S{steps(best[2])}: "
+                    f"{best[6]}."]
 
 
 def _fit_cells(r: pd.Series) -> list[object]:

@@ -72,6 +72,14 @@ def test_summary_quotes_findings_and_the_paper(report):
     # The task average of two tasks beside the paper's K400 + SSv2 mean ((76.3 + 71.7) / 2), not its average of four.
     assert "| 240k | ViT-L → ViT-L | K400+SSv2 mean (vs task average) | T40k (share 0.167) | 74.0 | 0.3 |" in summary
     assert "avg of 4 (vs task average)" not in summary
+    # The paper's rows with its avg of 4 only are listed as such: the three-stage rows and the teachers alone.
+    assert ("- Paper, 240k, three stages (a SALT student as the next teacher; avg of 4 only, not comparable with the "
+            "tasks above): T80k + S80k, then S80k: 78.5 at 1.193e+21 FLOPs; T40k + S80k, then S120k: 78.6 at "
+            "1.311e+21 FLOPs; the best two stages, T40k + S200k: 78.2.") in summary
+    assert "its ViT-L teachers alone (Fig. 8, avg of 4): 20k 66.8, 40k 70.4, 80k 72.5." in summary
+    # V-JEPA 2's row task by task, its K400 + SSv2 mean beside its avg of 4.
+    assert ("- Paper (Table 16): V-JEPA 2 at 240k steps, 1.9e+21 FLOPs: K400 73.3, SSv2 68.4, K400+SSv2 mean 70.85, "
+            "IN1k 73.7, COIN 83.1, avg of 4 74.6;") in summary
 
 
 def test_several_runs_make_one_report(tmp_path):

@@ -18,7 +18,11 @@ from salt_budget.sweep.results.store import read_results
 from salt_budget.sweep.running.search import load_study, prune_reason, searcher, study_name
 from salt_budget.sweep.running.unit_run import train_unit
 from trainers.checkpoint import load_checkpoint
-from test_sweep_run import MICRO, fingerprint
+from test_sweep_run import MICRO as SWEEP_MICRO, fingerprint
+
+# The search's objective is the final student's accuracy: at lr 1e-3 the micro probe (2 epochs of 3 steps) stays
+# near chance and reads no accuracy (a trial told as failed); 1e-2 fits every unit here.
+MICRO = [*SWEEP_MICRO, "probe.lrs=[0.01]"]
 
 SEARCH = ["sweep", "--total-steps", "24", "--teacher-sizes", "nano", "--student-size", "nano", "--search", "optuna",
           "--share-bounds", "1/6", "1/2", "--probe-points", "2", "--name", "search"]
@@ -181,3 +185,16 @@ def test_a_trial_behind_the_median_stops_at_its_probe_point_is_marked_and_stays_
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "1 search trial(s) were pruned" in summary and student.allocation.id in summary
     assert "unit(s) failed" not in summary
+
+
+def test_a_trial_without_an_accuracy_is_told_failed_with_the_reason_not_left_running(tmp_path):
+    """A final probe that does not converge reads NaN, which optuna refuses as a value: the trial stayed RUNNING
+    in the stored study until a --resume marked it failed."""
+    plan = search_plan(tmp_path)
+    search = searcher(plan, 2).searcher
+    assert search.suggest("a") and search.suggest("b")
+    search.on_trial_complete("a", {"acc_mean": float("nan"), "pruned": 0.0, "probe_point": 2})
+    search.on_trial_complete("b", {"acc_mean": 0.25, "pruned": 0.0, "probe_point": 2})
+    failed, finished = load_study(plan).trials
+    assert failed.state == TrialState.FAIL and "did not converge" in failed.user_attrs["reason"]
+    assert finished.state == TrialState.COMPLETE and finished.value == 0.25

@@ -20,6 +20,7 @@ from salt_budget.study.plan import plan_study
 from salt_budget.sweep.results.store import append_rows, read_results
 from salt_budget.sweep.results.processes import read_processes
 from tests.test_sweep_run import MICRO, fingerprint
+from trainers.masks import MaskGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,6 +122,26 @@ def test_the_shipped_studies_plan_the_paper_ablations(name):
     kinds = {(s.experiment.teacher.masks.kind, s.experiment.teacher.masks.tube_masks)
              for s in plan.sweeps if s.ablation == "teacher_masks"}
     assert {"multiblock", "causal"} <= {k for k, _ in kinds} and {("tube", 1), ("tube", 2)} <= kinds
+
+
+def test_the_paper_study_runs_its_ablations_as_the_paper():
+    """docs/paper.md section 8: the teacher-size and masking ablations at 160k, 80k teacher + 80k student (their
+    default rows Table 16's 160k 80k/80k row, trained once); ViT-G (vit_gigantic) the largest teacher; Table 15's
+    causal teacher: 2 masks, the context the first of the 8 time steps (87.5% masked)."""
+    path = ROOT / "experiments" / "study_paper.yaml"
+    study = load_study_file(path)
+    plan = plan_study(study, study_sweeps(study, path))
+    ablations = [(s, p) for s, p in zip(plan.sweeps, plan.plans) if s.ablation != "allocation"]
+    assert {(a.budget, a.teacher_steps, a.student_steps) for _, p in ablations for a in p.allocations} == {
+        (160_000, 80_000, 80_000)}
+    sizes = [s for s, _ in ablations if s.ablation == "teacher_size"][0].options.teacher_sizes
+    assert sizes[-1] == "vit_gigantic" and "vit_giant" not in sizes
+    causal = [s for s, _ in ablations if s.variant == "causal"][0].experiment.teacher.masks
+    assert (causal.kind, causal.causal_context, causal.causal_masks) == ("causal", 0.1, 2)
+    generator = MaskGenerator(causal, (8, 14, 14))
+    assert generator.causal_steps == 1  # round(0.1 x 8): 7 of 8 time steps predicted
+    allocation = [p for s, p in zip(plan.sweeps, plan.plans) if s.ablation == "allocation"][0]
+    assert any((a.budget, a.teacher_steps) == (160_000, 80_000) for a in allocation.allocations)
 
 
 def _unit_dirs(study_dir: Path) -> list[Path]:

@@ -186,7 +186,7 @@ def test_the_sweep_trains_each_teacher_once_and_one_student_per_allocation(micro
     assert (table.status == "ok").all()
     # Every row says how and where it was read: the readout and the code, libraries and machine of its probe.
     assert (table.readout == "attentive probe of depth 1 (fast protocol: one head, lr 0.001, weight decay 0.01; "
-                             "2 epochs)").all()
+                             "2 epochs; cached evaluation-crop features)").all()
     assert (table.probe_kind == "attentive").all() and (table.probe_protocol == "fast").all()
     for column in ("machine", "cpu_capability", "torch_version", "ray_version", "threads", "git_dirty"):
         assert table[column].notna().all(), column

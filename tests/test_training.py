@@ -155,6 +155,27 @@ def test_student_gradient_never_reaches_the_frozen_teacher(micro_data, teacher_r
     assert all(torch.equal(before[k], v) for k, v in stage.teacher.state_dict().items())
 
 
+def test_a_compiled_student_step_traces_the_frozen_teacher_and_equals_the_eager_one(micro_data, teacher_run):
+    """torch.compile (AOT autograd, as run.compile=true) through the frozen teacher's forward: an inference_mode
+    target failed to trace ("Cannot set version_counter for inference tensor"); aot_eager skips inductor's C++
+    build, not the tracing that failed."""
+    import numpy as np
+
+    from trainers.masks import MaskGenerator
+
+    _, teacher_ckpt = teacher_run
+    torch.manual_seed(0)
+    stage = StudentStage(micro_student(teacher_ckpt), micro_data)
+    masks, _ = MaskGenerator(stage.masks, stage.grid)(2, np.random.default_rng(0))
+    clips = torch.randn(2, 3, 4, 32, 32)
+    eager = stage.loss(clips, masks)
+    compiled = torch.compile(stage.loss, backend="aot_eager")(clips, masks)
+    torch.testing.assert_close(compiled, eager)
+    compiled.backward()
+    assert all(p.grad is None for p in stage.teacher.parameters())
+    assert all(p.grad is not None for p in stage.trainable.parameters())
+
+
 def test_a_small_teacher_teaches_a_larger_student(micro_data, teacher_run, tmp_path):
     _, teacher_ckpt = teacher_run  # nano: width 64
     final = train_student(micro_student(teacher_ckpt, steps=3, preset="micro"), micro_data, tmp_path, progress=False)
@@ -275,6 +296,40 @@ def test_a_run_in_micro_batches_resumes_as_if_uninterrupted(micro_data, tmp_path
     monkeypatch.setattr(TeacherStage, "loss", original)
     train_teacher(micro_teacher(micro_batch=2), micro_data, tmp_path / "resumed", seed=0, progress=False)
     assert losses(tmp_path / "resumed") == losses(tmp_path / "whole")
+
+
+def test_masks_cut_over_cut_batch_clips_whatever_the_passes(micro_data, tmp_path, monkeypatch):
+    """masks.cut_batch 4 in passes of 2: each pass's mask rows are as long as the 4-clip group's (V-JEPA's
+    per-GPU cut), so the run trains as one pass over 4 does, not as masks drawn and cut per 2 clips."""
+    lengths = []
+    original = TeacherStage.loss
+
+    def recorded(self, clips, masks):
+        lengths.append((len(clips), masks[0].context.size(1)))
+        return original(self, clips, masks)
+
+    monkeypatch.setattr(TeacherStage, "loss", recorded)
+    grouped = micro_teacher(micro_batch=2)
+    grouped.masks.cut_batch = 4
+    train_teacher(grouped, micro_data, tmp_path / "grouped", seed=0, progress=False)
+    assert [n for n, _ in lengths] == [2] * 12
+    assert all(lengths[i][1] == lengths[i + 1][1] for i in range(0, 12, 2))  # the two passes of a step: one cut
+    train_teacher(micro_teacher(), micro_data, tmp_path / "whole", seed=0, progress=False)
+    train_teacher(micro_teacher(micro_batch=2), micro_data, tmp_path / "per-pass", seed=0, progress=False)
+    loss_values = lambda name: [loss for _, loss in losses(tmp_path / name)]
+    assert loss_values("grouped") == pytest.approx(loss_values("whole"), rel=1e-4)
+    assert loss_values("per-pass") != pytest.approx(loss_values("whole"), rel=1e-4)
+
+
+def test_cut_batch_must_nest_the_passes_in_the_batch(micro_data, tmp_path):
+    from salt_budget.experiment import load_experiment
+
+    with pytest.raises(ConfigError, match="masks.cut_batch 3 must be a multiple of the pass of 2 clips"):
+        load_experiment(None, ["student.run.micro_batch=2", "student.masks.cut_batch=3"])
+    with pytest.raises(ConfigError, match="masks.cut_batch 32 must be a multiple .* divide a process's batch of 16"):
+        load_experiment(None, ["student.masks.cut_batch=32"])
+    with pytest.raises(ConfigError, match="cut_batch must be >= 1"):
+        load_experiment(None, ["teacher.masks.cut_batch=0"])
 
 
 def test_micro_batches_must_divide_the_batch(micro_data, tmp_path):

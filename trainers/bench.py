@@ -29,10 +29,10 @@ from trainers.data.config import DataConfig
 from trainers.encoders import build_encoder, encoder_description
 from trainers.loop import param_groups, resolve_device
 from trainers.train_step import backward_in_parts
-from trainers.masks import MaskCollator, MaskGenerator
+from trainers.masks import MaskCollator, MaskGenerator, split_masked_batch
 from trainers.provenance import code_commit, cpu_model
 from trainers.registry import stage_kind
-from trainers.stage_config import RunConfig
+from trainers.stage_config import RunConfig, loaded_batch
 from trainers.train import train_stage
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s (no sparsity).
@@ -134,17 +134,17 @@ def _reference_times(stage: Any, cfg: Any, data: DataConfig, device: torch.devic
     normalises it, as the loop does."""
     resolved = resolve_data(data, progress=False)
     dataset, weights = build_pretrain_dataset(data, resolved)
-    micro, passes = cfg.run.split_batch(cfg.optim.batch_size)
-    loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=0, drop_last=True,
+    group, micro, passes = loaded_batch(cfg.run, cfg.masks, cfg.optim.batch_size)
+    loader = build_loader(data, dataset, batch_size=group, shuffle=True, seed=0, drop_last=True,
                           collate_fn=MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=0), weights=weights)
 
     def batches():  # a step's micro-batches; epochs continue as the loop's stream does
         epoch, parts = 0, []
         while True:
             loader.set_epoch(epoch, 0)
-            for part in loader:
-                parts.append(part)
-                if len(parts) == passes:
+            for loaded in loader:
+                parts.extend(split_masked_batch(loaded, micro))
+                if len(parts) >= passes:
                     yield parts
                     parts = []
             epoch += 1

@@ -26,9 +26,9 @@ from trainers.data.build import build_loader, build_pretrain_dataset, resolve_da
 from trainers.data.config import DataConfig
 from trainers.data.dataset import ClipLoader
 from trainers.distributed import Ranks, barrier, ranks_from_environment, sum_over_ranks
-from trainers.masks import MaskCollator, MaskGenerator
+from trainers.masks import MaskCollator, MaskGenerator, split_masked_batch
 from trainers.provenance import record_provenance
-from trainers.stage_config import OptimConfig, RunConfig
+from trainers.stage_config import OptimConfig, RunConfig, loaded_batch
 from trainers.stage_protocol import Stage
 from trainers.step_metrics import StepLog, truncate_metrics
 from trainers.tracking.sinks import open_sink
@@ -193,11 +193,11 @@ def train(
         raise ConfigError(f"optim.batch_size {optim.batch_size} does not split over {ranks.world} processes: "
                           f"choose a batch size that is a multiple of the process count")
     try:
-        micro, passes = run.split_batch(optim.batch_size // ranks.world)
+        group, micro, passes = loaded_batch(run, stage.masks, optim.batch_size // ranks.world)
     except ValueError as error:  # configs built in code skip load_config's validation
         raise ConfigError(f"{error} (optim.batch_size {optim.batch_size} over {ranks.world} process(es))") from None
     collator = MaskCollator(MaskGenerator(stage.masks, stage.grid), seed=seed)
-    loader = build_loader(data, dataset, batch_size=micro, shuffle=True, seed=seed, drop_last=True,
+    loader = build_loader(data, dataset, batch_size=group, shuffle=True, seed=seed, drop_last=True,
                           collate_fn=collator, shard=(ranks.rank, ranks.world) if ranks.world > 1 else None,
                           weights=weights)
 
@@ -213,14 +213,14 @@ def train(
     loss_fn = torch.compile(stage.loss) if run.compile else stage.loss
     keep = set(run.checkpoint_steps)
 
-    stream = _batches(loader, state, micro * ranks.world)  # the epoch's position counts every process's clips
+    stream = _batches(loader, state, group * ranks.world)  # the epoch's position counts every process's clips
     log = StepLog(stage.kind, optim.steps, progress)
     step_flops = 0.0  # this process's, since the last read-back
     with (open(metrics_path if ranks.main else os.devnull, "a") as metrics_file,
           open_sink(tracking if ranks.main else None, start_step=state.step) as sink):
         while state.step < end:
             started = time.perf_counter()
-            parts = [next(stream) for _ in range(passes)]
+            parts = [part for _ in range(passes * micro // group) for part in split_masked_batch(next(stream), micro)]
             waited = time.perf_counter() - started
             result = train_step(stage, loss_fn, optimizer, trainable, parts, step=state.step, optim=optim, data=data,
                                 device=device, autocast=autocast, ranks=ranks)

@@ -75,6 +75,11 @@ class MaskConfig:
     kind: Literal["multiblock", "tube", "causal"] = "multiblock"
     blocks: list[BlockSpec] = field(default_factory=_default_blocks)  # multiblock: one mask per spec
     cut_to_batch_min: bool = True  # V-JEPA's cut; False pads rows and adds validity flags
+    # Clips whose masks are drawn and cut together. V-JEPA cuts over each GPU's batch (24 clips in V-JEPA 2's
+    # ViT-L config), so the ratios depend on it. null: each pass on the device (run.micro_batch clips, or a
+    # process's whole batch without it). A number must be a multiple of the pass and divide a process's
+    # batch: its clips are loaded and masked together, then run in passes of run.micro_batch.
+    cut_batch: int | None = None
     tube_ratio: float = 0.9  # share of spatial positions masked, repeated over all time steps
     tube_masks: int = 2  # independent tube masks per clip ("x1" / "x2")
     causal_context: float = 0.5  # share of time steps, from the start, given as context
@@ -99,6 +104,8 @@ class MaskConfig:
             raise ValueError(f"causal_context must lie in (0, 1), got {self.causal_context}")
         if self.causal_masks < 1:
             raise ValueError(f"causal_masks must be >= 1, got {self.causal_masks}")
+        if self.cut_batch is not None and self.cut_batch < 1:
+            raise ValueError(f"cut_batch must be >= 1, or null to cut over each pass (got {self.cut_batch})")
 
 
 @dataclass
@@ -293,3 +300,25 @@ class MaskCollator:
         rng = np.random.default_rng([self.seed, *(int(item["seed"]) for item in kept)])
         batch["masks"], batch["mask_stats"] = self.generator(len(kept), rng)
         return batch
+
+
+def split_masked_batch(batch: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    """A collated batch and its masks cut into passes of `size` clips (the last may be shorter where the loader
+    dropped clips). Each pass keeps the whole group's masks rows and ratios: the cut was over the group. The
+    loader's bookkeeping (attempts, failures) stays with the first pass."""
+    rows = len(batch["video"])
+    if rows <= size:
+        return [batch]
+    parts = []
+    for start in range(0, rows, size):
+        chosen = slice(start, start + size)
+        part = {key: value for key, value in batch.items() if start == 0 or key not in ("attempts", "failures", "short")}
+        part.update(video=batch["video"][chosen], labels=batch["labels"][chosen], index=batch["index"][chosen],
+                    masks=[_mask_rows(mask, chosen) for mask in batch["masks"]])
+        parts.append(part)
+    return parts
+
+
+def _mask_rows(mask: MaskSet, chosen: slice) -> MaskSet:
+    pick = lambda t: None if t is None else t[chosen]
+    return MaskSet(mask.context[chosen], mask.target[chosen], pick(mask.context_valid), pick(mask.target_valid))

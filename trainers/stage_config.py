@@ -76,9 +76,9 @@ class RunConfig:
     # it without data parallelism) is loaded and run in micro-batches of this size, which must divide it,
     # each on the device only in its turn, so a paper-size batch fits a GPU. null: one pass. A step sees the
     # same clips as without it (where the train split is a whole number of batches; otherwise an epoch's last
-    # micro-batches also take clips a whole batch would drop); the masks are drawn and cut per micro-batch,
-    # as each data-parallel rank does in V-JEPA. Given the same masks, the gradient is that of one pass over
-    # the whole batch (tests/test_training.py).
+    # micro-batches also take clips a whole batch would drop); the masks are drawn and cut per micro-batch
+    # (or per masks.cut_batch clips, as each data-parallel rank does in V-JEPA). Given the same masks, the
+    # gradient is that of one pass over the whole batch (tests/test_training.py).
     micro_batch: int | None = None
     log_every: int = 10
     checkpoint_every: int = 300
@@ -105,6 +105,18 @@ class RunConfig:
         return size, batch // size
 
 
+def loaded_batch(run: RunConfig, masks: MaskConfig, batch: int) -> tuple[int, int, int]:
+    """(clips loaded and masked together, clips per pass, passes per step) of a process's `batch`: the loader
+    reads masks.cut_batch clips at a time where set (V-JEPA's per-GPU cut), each run in passes; a ValueError
+    when the sizes do not nest."""
+    micro, passes = run.split_batch(batch)
+    group = masks.cut_batch or micro
+    if group % micro or batch % group:
+        raise ValueError(f"masks.cut_batch {group} must be a multiple of the pass of {micro} clips (run.micro_batch) "
+                         f"and divide a process's batch of {batch} clips")
+    return group, micro, passes
+
+
 @dataclass
 class TeacherConfig:
     """Stage 1, V-Pixel: masked pixel reconstruction with multi-block masks."""
@@ -121,7 +133,7 @@ class TeacherConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
-        self.run.split_batch(self.optim.batch_size)
+        loaded_batch(self.run, self.masks, self.optim.batch_size)
 
 
 @dataclass
@@ -136,7 +148,7 @@ class StudentConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
-        self.run.split_batch(self.optim.batch_size)
+        loaded_batch(self.run, self.masks, self.optim.batch_size)
 
 
 @dataclass
@@ -154,7 +166,7 @@ class VJEPA2Config:
     # AdamW (0.9, 0.999); lr warm-up 1e-4 -> 5.25e-4, then constant ("wsd" without a cool-down; set
     # cooldown_steps for the optional linear one to final_lr); weight decay constant 0.04; no gradient
     # clipping (V-JEPA 2's code has none). 1,500 steps is the tiny default's teacher + student total;
-    # the warm-up is 5% of it, as the paper's 12k of 240k.
+    # the warm-up is 5% of it, as V-JEPA 2's code's 12k of 240k.
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         steps=1500, schedule="wsd", lr=5.25e-4, start_lr=1e-4, final_lr=1e-6, warmup_steps=75, cooldown_steps=0,
         weight_decay=0.04, final_weight_decay=0.04, betas=(0.9, 0.999), grad_clip=0.0))
@@ -163,4 +175,4 @@ class VJEPA2Config:
     def validate(self) -> None:
         if not all(0 <= m <= 1 for m in self.momentum):
             raise ValueError(f"momentum values must lie in [0, 1] (got {list(self.momentum)})")
-        self.run.split_batch(self.optim.batch_size)
+        loaded_batch(self.run, self.masks, self.optim.batch_size)

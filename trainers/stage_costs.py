@@ -15,7 +15,7 @@ from trainers.config import from_dict, to_dict
 from trainers.data.config import DataConfig
 from trainers.masks import MaskConfig, MaskGenerator
 from trainers.models.presets import ViTSpec, encoder_spec
-from trainers.stage_config import EncoderConfig
+from trainers.stage_config import EncoderConfig, loaded_batch
 
 FP32 = 4
 ADAM_COPIES = 3  # weights, exp_avg, exp_avg_sq
@@ -59,10 +59,10 @@ def mask_tokens(masks: MaskConfig, grid: tuple[int, int, int], batch_size: int) 
 
 def stage_mask_tokens(cfg, data: DataConfig) -> tuple[ViTSpec, tuple[int, int, int], float, float]:
     """(encoder spec, token grid, expected context tokens, expected target tokens) of a stage config with
-    encoder, masks, optim and run sections, at the clips of one pass on the device."""
+    encoder, masks, optim and run sections, at the clips masked together (a pass, or masks.cut_batch)."""
     spec = config_spec(cfg.encoder)
     grid = token_grid(spec, data)
-    context, target = mask_tokens(cfg.masks, grid, cfg.run.split_batch(cfg.optim.batch_size)[0])
+    context, target = mask_tokens(cfg.masks, grid, loaded_batch(cfg.run, cfg.masks, cfg.optim.batch_size)[0])
     return spec, grid, context, target
 
 

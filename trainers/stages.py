@@ -56,9 +56,10 @@ def token_counts(masks: list[MaskSet]) -> tuple[float, float]:
 def latent_targets(encoder: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     """Non-affine layer_norm of `encoder`'s output on the whole clip, without gradient: the target of the
     SALT student (frozen teacher) and of the V-JEPA 2 baseline (EMA copy)."""
-    # inference_mode, not no_grad: no autograd bookkeeping at all (version counters, views) for a network
-    # that never trains; the result is only read (gathered, subtracted), never saved for backward.
-    with torch.inference_mode():
+    # no_grad, not inference_mode: torch.compile's AOT autograd cannot trace inference tensors ("Cannot set
+    # version_counter for inference tensor", pytorch/pytorch#180823), so a compiled student or V-JEPA 2 step
+    # failed (tests/test_training.py compiles both).
+    with torch.no_grad():
         latents = encoder(clips.to(next(encoder.parameters()).dtype))
         return F.layer_norm(latents.float(), (latents.size(-1),))
 

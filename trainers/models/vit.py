@@ -52,11 +52,11 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, width: int, heads: int, mlp_hidden: int, qkv_bias: bool = True) -> None:
+    def __init__(self, width: int, heads: int, mlp_hidden: int, qkv_bias: bool = True, eps: float = LN_EPS) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(width, eps=LN_EPS)
+        self.norm1 = nn.LayerNorm(width, eps=eps)
         self.attn = Attention(width, heads, qkv_bias)
-        self.norm2 = nn.LayerNorm(width, eps=LN_EPS)
+        self.norm2 = nn.LayerNorm(width, eps=eps)
         self.mlp = Mlp(width, mlp_hidden)
 
     def forward(self, x: Tensor, rope: Rope | None = None, valid: Tensor | None = None) -> Tensor:

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from trainers.probe.config import ProbeConfig
 
 
+def build_probe(width: int, num_classes: int, cfg: ProbeConfig, grid: tuple[int, int, int]) -> AttentiveProbe:
+    """The probe head `cfg` describes, over features of `width` on the token `grid`."""
+    return AttentiveProbe(width, num_classes, depth=cfg.depth, heads=cfg.heads,
+                          grid=grid if cfg.position == "sincos" else None, query_norm=cfg.query_norm,
+                          out_proj=cfg.out_proj, head_norm=cfg.head_norm)
+
+
 def _accuracy(probe: AttentiveProbe, features: torch.Tensor, labels: torch.Tensor, device: torch.device,
               batch_size: int, views: int = 1) -> float:
     """Accuracy over videos; with several views (adjacent rows of a video), of their mean softmax."""
@@ -49,8 +56,7 @@ def fit_probe(
     `trace`, when given, receives each check's step and train accuracy."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads,
-                           grid=grid if cfg.position == "sincos" else None).to(device)
+    probe = build_probe(features.size(-1), num_classes, cfg, grid).to(device)
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = math.ceil(len(features) / cfg.batch_size)
     total = cfg.epochs * per_epoch if cfg.steps is None else cfg.steps

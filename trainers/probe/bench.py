@@ -29,7 +29,7 @@ from trainers.data.build import build_dataset
 from trainers.encoders import build_encoder, encoder_description
 from trainers.flops import forward_matmul_flops
 from trainers.loop import resolve_device
-from trainers.probe.attentive import fit_probe
+from trainers.probe.attentive import build_probe, fit_probe
 from trainers.probe.attentive_head import AttentiveProbe
 from trainers.probe.features import extract_features
 from trainers.probe.ridge import ridge_probe_task
@@ -140,8 +140,7 @@ def bench_probe(experiment: Any, *, encoder_preset: str | None = None, warmup: i
         # Linear in the clips for the pooled readouts; the flat grid's dual solve grows faster, so this is a floor.
         heads = head_fit * len(resolved.tasks) * sizes["train"] / split
     else:
-        grid = encoder.grid if cfg.position == "sincos" else None
-        probe = AttentiveProbe(features.size(-1), num_classes, depth=cfg.depth, heads=cfg.heads, grid=grid).to(device)
+        probe = build_probe(features.size(-1), num_classes, cfg, encoder.grid).to(device)
         batch = features[: cfg.batch_size].to(device)
         head_flops = float(head_step_flops(probe, batch, labels[: cfg.batch_size].to(device)))
         fit_cfg = copy.deepcopy(cfg)

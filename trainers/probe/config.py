@@ -74,6 +74,19 @@ class ProbeConfig:
     # "sincos": add a fixed (t, h, w) code to the features (RoPE encoders' tokens carry no absolute
     # position; trainers/probe/attentive_head.py). "none": the paper's probe, which adds nothing.
     position: Literal["sincos", "none"] = "sincos"
+    # The probe is V-JEPA 2's AttentiveClassifier (trainers/probe/attentive_head.py). These add the pieces the
+    # project's probe had before it matched upstream (results read before 2026-12-06 had all three on): a
+    # LayerNorm on the query before cross-attention, an output projection after it, a LayerNorm before the Linear.
+    # The paper's training data for the probe (V-JEPA 2's protocol): every epoch the train clips are decoded anew
+    # with the training augmentation (the data section's random-resized crop and flip, then random erasing with
+    # probability erase_prob) and read by the frozen encoder; false: features cached once from the evaluation
+    # crop (fast; the fast protocol). Attentive readouts only, by epochs, one clip per video
+    # (trainers/probe/augmented.py; its cost against cached features: benchmarks/probe_augment.md).
+    augment: bool = field(default=False, metadata=WRITTEN_WHEN_SET)
+    erase_prob: float = field(default=0.25, metadata=WRITTEN_WHEN_SET)
+    query_norm: bool = field(default=False, metadata=WRITTEN_WHEN_SET)
+    out_proj: bool = field(default=False, metadata=WRITTEN_WHEN_SET)
+    head_norm: bool = field(default=False, metadata=WRITTEN_WHEN_SET)
     # The main readout, a kind of trainers/probe/readouts.py's table. "attentive": the paper's probe (above).
     # "ridge": closed-form ridge regression of the token grid pooled by `pooling` (trainers/probe/ridge.py:
     # "flat", the whole grid; "mean", each time step's token mean; "mean_std", its mean and std), lambda chosen
@@ -111,6 +124,14 @@ class ProbeConfig:
             raise ValueError(f"holdout_fraction must lie in (0, 1) (got {self.holdout_fraction})")
         for name in self.also:
             parse_readout(name)
+        if not 0 <= self.erase_prob <= 1:
+            raise ValueError(f"erase_prob must lie in [0, 1] (got {self.erase_prob})")
+        if self.augment and self.steps is not None:
+            raise ValueError("probe.augment trains by epochs, as V-JEPA 2's probe does: set probe.steps=null")
+        clips = [self.clips, *(task.clips for task in self.tasks.values() if task.clips is not None)]
+        if self.augment and max(clips) > 1:
+            raise ValueError(f"probe.augment reads one clip per video (got clips {max(clips)}): set the probe's clips "
+                             f"to 1, or probe.augment=false to read several clips from cached features")
 
     def readout(self) -> dict[str, str]:
         """How an accuracy was read, as results-table columns: the kind, pooling and protocol, and `readout`, the
@@ -151,7 +172,11 @@ def _describe_attentive(cfg: ProbeConfig) -> str:
     rule = (f"one head, lr {heads[0][0]:g}, weight decay {heads[0][1]:g}" if len(heads) == 1 else
             f"{len(heads)} lr x weight-decay heads, the best on a held-out split of train")
     length = f"{cfg.epochs} epochs" if cfg.steps is None else f"up to {cfg.steps} steps"
-    return f"attentive probe of depth {cfg.depth} ({cfg.protocol} protocol: {rule}; {length})"
+    data = "train clips augmented anew each epoch" if cfg.augment else "cached evaluation-crop features"
+    extras = [name for name, on in (("query norm", cfg.query_norm), ("output projection", cfg.out_proj),
+                                    ("pre-head norm", cfg.head_norm)) if on]
+    shape = f" with {', '.join(extras)}" if extras else ""
+    return f"attentive probe of depth {cfg.depth}{shape} ({cfg.protocol} protocol: {rule}; {length}; {data})"
 
 
 def _describe_ridge(cfg: ProbeConfig) -> str:
@@ -162,7 +187,8 @@ def _describe_ridge(cfg: ProbeConfig) -> str:
 READOUT_KINDS: dict[str, ReadoutKind] = {
     "attentive": ReadoutKind(
         knobs=("protocol", "depth", "heads", "epochs", "steps", "check_every", "patience", "min_gain", "batch_size",
-               "lrs", "weight_decays", "holdout_fraction", "position"),
+               "lrs", "weight_decays", "holdout_fraction", "position", "augment", "erase_prob", "query_norm",
+               "out_proj", "head_norm"),
         describe=_describe_attentive,
         columns=lambda cfg: {"probe_protocol": cfg.protocol},
     ),

@@ -14,6 +14,7 @@ from trainers.data.config import DataConfig
 from trainers.loop import resolve_device
 from trainers.models.vit import VisionTransformer
 from trainers.probe.config import ProbeConfig
+from trainers.probe.augmented import AugmentedTrain
 from trainers.probe.features import cached_features
 from trainers.probe.config import parse_readout
 from trainers.probe.readouts import CachedSet, also_readouts, main_readout, read
@@ -52,7 +53,9 @@ def probe_encoder(
         first = first or views
         # The clips of a video sit side by side in time: the probe's position code and the pooling see C x T steps.
         grid = (encoder.grid[0] * probe_set.clips, *encoder.grid[1:])
-        cached = CachedSet(views["train"], views["val"], probe_set.resolved.tasks, grid, probe_set.views, seed, device)
+        augmented = AugmentedTrain(encoder, probe_set, device) if cfg.augment else None
+        cached = CachedSet(views["train"], views["val"], probe_set.resolved.tasks, grid, probe_set.views, seed, device,
+                           augmented)
         for name, (kind, variant) in also.items():
             readouts[name].update(read(cached, cfg, kind, variant))
         found = read(cached, cfg, *main)

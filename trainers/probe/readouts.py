@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainers.probe.attentive import probe_task
+from trainers.probe.augmented import AugmentedTrain, augmented_tasks
 from trainers.probe.config import READOUT_KINDS, ProbeConfig
 from trainers.probe.ridge import ridge_readout
 
@@ -34,6 +35,8 @@ class CachedSet:
     views: int
     seed: int
     device: torch.device
+    # The train clips under the training augmentation, read by the frozen encoder (probe.augment).
+    augmented: AugmentedTrain | None = None
 
 
 # (the set, the probe section, the variant or None) -> a result per task name, each with "accuracy"
@@ -41,6 +44,8 @@ Fit = Callable[[CachedSet, ProbeConfig, "str | None"], dict[str, dict[str, Any]]
 
 
 def _fit_attentive(cached: CachedSet, cfg: ProbeConfig, variant: str | None) -> dict[str, dict[str, Any]]:
+    if cfg.augment:
+        return augmented_tasks(cached, cached.augmented, cfg)
     return {task.name: probe_task(cached.train, cached.val, column, task.num_classes, cfg, seed=cached.seed,
                                   device=cached.device, grid=cached.grid)
             for column, task in enumerate(cached.tasks)}

@@ -9,6 +9,7 @@ MedianPruner against the study's finished trials: it alone knows, between two pr
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from trainers.config import config_hash
@@ -101,10 +102,16 @@ def searcher(plan: Plan, slots: int) -> Any:
             self._ot_trials[trial_id].report(result[self.metric], int(result["probe_point"]))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            if result and result.get("pruned") and trial_id in self._ot_trials and not error:
-                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
-                self._completed_trials.add(trial_id)
-                return
+            if result and trial_id in self._ot_trials and not error:
+                state = (TrialState.PRUNED if result.get("pruned") else
+                         TrialState.FAIL if math.isnan(result.get(self.metric, math.nan)) else None)
+                if state is not None:  # optuna refuses a NaN value: told as a value, the trial would stay RUNNING
+                    if state == TrialState.FAIL:
+                        self._ot_trials[trial_id].set_user_attr(
+                            "reason", "its final probe did not converge (train accuracy near chance): no accuracy")
+                    self._ot_study.tell(self._ot_trials[trial_id], state=state)
+                    self._completed_trials.add(trial_id)
+                    return
             super().on_trial_complete(trial_id, result, error)
 
     trials = plan.options.trials
@@ -125,7 +132,6 @@ def prune_reason(plan: Plan, values: dict[int, float]) -> str | None:
     against the study's finished trials at its last point; None to go on."""
     if plan.options.pruning == "none" or not values:
         return None
-    import math
     import statistics
 
     import optuna
