@@ -40,6 +40,8 @@ def test_each_epoch_reads_new_views_of_the_same_videos(micro_data):
     assert not torch.allclose(torch.cat([f for f, _ in first]), torch.cat([f for f, _ in second]))
     # the same videos each epoch, in another order (labels as multisets; flips may mirror a motion label)
     assert sorted(torch.cat([l[:, 0] for _, l in first]).tolist()) == sorted(torch.cat([l[:, 0] for _, l in second]).tolist())
+    # one loader serves every epoch, so its dataset's decoded-frame cache is not thrown away between epochs
+    assert source.loader(videos, cfg, seed=0) is source.loader(videos, cfg, seed=0)
 
 
 def test_random_erasing_replaces_one_box_per_chosen_clip():

@@ -12,8 +12,8 @@ from trainers.probe.attentive import build_probe
 from trainers.probe.attentive_head import AttentiveProbe
 from trainers.probe.config import ProbeConfig
 
-# ViT-L features, the paper's probe (depth 4), SSv2's 174 classes: upstream's count, worked out by hand in
-# docs/paper.md section 9 and confirmed there against upstream's module.
+# ViT-L features, the paper's probe (depth 4), SSv2's 174 classes: upstream's count by hand (3 blocks of
+# 12,596,224, the query 1,024, the cross-attention block 11,546,624, the Linear 178,350).
 VITL_PROBE_PARAMETERS = 49_514_670
 EXTRAS = 2 * 1024 + (1024 * 1024 + 1024) + 2 * 1024  # query LayerNorm, output projection, pre-head LayerNorm
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,14 +59,24 @@ class AugmentedTrain:
     encoder: VisionTransformer
     probe_set: ProbeSet
     device: torch.device
+    _loaders: dict[tuple, ClipLoader] = field(default_factory=dict, repr=False)
+
+    def loader(self, videos: torch.Tensor, cfg: ProbeConfig, seed: int) -> ClipLoader:
+        """The augmented loader of `videos` (indices of the train list), built once and read every epoch, so that
+        its dataset's decoded-frame cache (data.decoded_cache_mb) serves every epoch after the first."""
+        key = (tuple(videos.tolist()), cfg.batch_size, seed)
+        if key not in self._loaders:
+            data = self.probe_set.data
+            full = build_dataset(data, "train", train=True, resolved=self.probe_set.resolved)
+            subset = VideoClipDataset([full.entries[i] for i in key[0]], full.tasks, full.spec, full.label_mirror)
+            self._loaders[key] = ClipLoader(subset, batch_size=cfg.batch_size, shuffle=True, seed=seed,
+                                            workers=data.workers, pin_memory=data.pin_memory,
+                                            max_bad_fraction=data.max_bad_fraction)
+        return self._loaders[key]
 
     def batches(self, videos: torch.Tensor, epoch: int, cfg: ProbeConfig, seed: int):
         """(features, labels) of `videos` (indices of the train list), shuffled and augmented as epoch `epoch`."""
-        data = self.probe_set.data
-        full = build_dataset(data, "train", train=True, resolved=self.probe_set.resolved)
-        subset = VideoClipDataset([full.entries[i] for i in videos.tolist()], full.tasks, full.spec, full.label_mirror)
-        loader = ClipLoader(subset, batch_size=cfg.batch_size, shuffle=True, seed=seed, workers=data.workers,
-                            pin_memory=data.pin_memory, max_bad_fraction=data.max_bad_fraction)
+        loader = self.loader(videos, cfg, seed)
         loader.set_epoch(epoch)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         for batch in loader:
